@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from patients.demo import seed_demo
+from security.tls import daphne_tls_endpoint, ensure_self_signed
+
+
+class Command(BaseCommand):
+    help = "Seed the demo ward and serve it over HTTPS with Daphne (make demo)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8443)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            raise CommandError("the demo runs only on the embedded default (DEBUG on)")
+        demo = seed_demo()
+        demo_file = settings.VAR_DIR / "demo.json"
+        demo_file.write_text(json.dumps(demo, indent=2))
+        demo_file.chmod(0o600)
+        cert, key = self._certificate()
+        port = options["port"]
+        self._announce(demo, port, cert, demo_file)
+        daphne = (
+            shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
+        )
+        command = [
+            daphne,
+            "-e",
+            daphne_tls_endpoint(port, cert, key),
+            "rpm.asgi:application",
+        ]
+        try:
+            subprocess.run(command, check=True)  # noqa: S603 (our own arguments)
+        except KeyboardInterrupt:
+            self.stdout.write("Stopped.")
+
+    def _certificate(self) -> tuple[Path, Path]:
+        cert = os.environ.get("TLS_CERT_FILE")
+        key = os.environ.get("TLS_KEY_FILE")
+        if cert and key:
+            return Path(cert), Path(key)
+        cert_path = settings.VAR_DIR / "tls" / "cert.pem"
+        key_path = settings.VAR_DIR / "tls" / "key.pem"
+        if ensure_self_signed(cert_path, key_path):
+            self.stdout.write(f"Made a self-signed certificate: {cert_path}")
+        return cert_path, key_path
+
+    def _announce(self, demo: dict, port: int, cert: Path, demo_file: Path) -> None:
+        base = f"https://127.0.0.1:{port}"
+        lines = [
+            "",
+            f"  Dashboard: {base}/",
+            f"  Admin:     {base}/admin/",
+            f"  API docs:  {base}/api/docs/",
+            f"  (self-signed certificate {cert}:",
+            "   your browser will ask you to accept it)",
+            "",
+            "  Demo logins:",
+            *(
+                f"    {c['username']:<12} {c['password']}   {c['role']}"
+                for c in demo["clinicians"]
+            ),
+            "",
+            f"  Device tokens for the {len(demo['devices'])} demo devices: {demo_file}",
+            "  Ctrl-C stops the demo.",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))
