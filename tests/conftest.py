@@ -130,12 +130,15 @@ def pytest_collection_modifyitems(config, items):
     if not integration or integration_configured():
         return
     if os.environ.get("CI") == "true":
-        raise pytest.UsageError("CI=true: the integration suite may not be skipped; "
-                                + INTEGRATION_HINT)
+        raise pytest.UsageError(
+            "CI=true: the integration suite may not be skipped; " + INTEGRATION_HINT
+        )
     for item in integration:
         item.add_marker(pytest.mark.skip(reason=INTEGRATION_HINT))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not integration_configured() and "integration" not in (config.option.markexpr or ""):
+    if not integration_configured() and "integration" not in (
+        config.option.markexpr or ""
+    ):
         terminalreporter.write_line(INTEGRATION_HINT, yellow=True)
