@@ -147,12 +147,22 @@ else:
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = TASKS_IN_PROCESS
-CELERY_TASK_EAGER_PROPAGATES = True
+# A failing in-process task must not turn a stored upload into a 500: the sweep
+# retries it, as a worker would.
+CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Periodic work: celery beat in production, `manage.py run_periodic` in the embedded
+# default (make demo), both from this one schedule.
+CELERY_BEAT_SCHEDULE = {
+    "sweep-unprocessed-batches": {
+        "task": "telemetry.tasks.sweep_unprocessed_batches",
+        "schedule": 30.0,
+    },
+}
 
 _VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [
@@ -211,6 +221,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# Device uploads: body limit (413 beyond it) and rate per device (429 beyond it).
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("UPLOAD_MAX_BYTES", str(2 << 20)))
+DEVICE_RATE = os.environ.get("DEVICE_RATE", "120/min")
 
 # Failed sign-ins allowed per username and per client address in the window.
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))

@@ -10,6 +10,7 @@ admin.site.site_title = "RPM admin"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("patients.urls")),
+    path("api/v1/", include("telemetry.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(
         "api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"

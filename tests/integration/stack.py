@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import redis
 import requests
 
 from security.tls import daphne_tls_endpoint, ensure_self_signed
@@ -132,6 +133,18 @@ class Stack:
     def stop(self) -> None:
         self.worker.stop()
         self.daphne.stop()
+
+    def flush_queue(self) -> None:
+        redis.Redis.from_url(self.env["REDIS_URL"]).delete("celery")
+
+    def run_task(self, task, *args) -> None:
+        """Send a task to the real broker, as celery beat would."""
+        task.apply_async(args=args, connection=self.broker())
+
+    def broker(self):
+        from rpm.celery import app
+
+        return app.connection_for_write(self.env["REDIS_URL"])
 
 
 def wait_until(predicate, timeout: float, message, interval: float = 0.1) -> None:

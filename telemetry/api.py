@@ -1,0 +1,165 @@
+"""The device upload API: ``POST /api/v1/telemetry/batches``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse, JsonResponse
+from django.http.request import RawPostDataException
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from patients.auth import DeviceTokenAuthentication
+from patients.models import Device, Patient
+
+from .contract import BatchIn, check_batch, fingerprint, parse_batch
+from .problems import problem
+from .services import BatchConflict, record_batch
+
+
+class IsAssignedDevice(BasePermission):
+    message = (
+        "this device is not assigned to an enrolled patient: "
+        "ask the hospital to assign it"
+    )
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        device = request.user
+        if not isinstance(device, Device):
+            raise exceptions.NotAuthenticated("a device token is required")
+        return (
+            device.patient_id is not None
+            and device.patient.status != Patient.Status.DISCHARGED
+        )
+
+
+class DeviceRateThrottle(SimpleRateThrottle):
+    scope = "device"
+
+    def get_rate(self) -> str:
+        return settings.DEVICE_RATE
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+STATUS_KINDS = {
+    401: "unauthenticated",
+    403: "forbidden",
+    429: "rate-limited",
+    405: "method-not-allowed",
+}
+
+
+class DeviceView(APIView):
+    """Base for device endpoints: device token, rate limit, problem-details errors."""
+
+    authentication_classes = [DeviceTokenAuthentication]
+    permission_classes = [IsAssignedDevice]
+    throttle_classes = [DeviceRateThrottle]
+    parser_classes: list = []
+
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        if not isinstance(exc, exceptions.APIException):
+            raise exc
+        response = super().handle_exception(exc)
+        status = response.status_code
+        headers = {
+            k: v
+            for k, v in response.items()
+            if k in {"WWW-Authenticate", "Retry-After"}
+        }
+        return problem(
+            status,
+            STATUS_KINDS.get(status, "error"),
+            response.status_text,
+            str(exc.detail),
+            headers=headers,
+        )
+
+    def read_json_body(self, request: Request) -> bytes | HttpResponse:
+        content_type = request.content_type.split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return problem(
+                415,
+                "unsupported-media-type",
+                "Unsupported Media Type",
+                f"send Content-Type: application/json, not {content_type or 'none'}",
+            )
+        try:
+            return request._request.body
+        except (RequestDataTooBig, RawPostDataException):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return problem(
+                413,
+                "too-large",
+                "Content Too Large",
+                f"the body is larger than {limit} bytes: send smaller batches",
+            )
+
+
+class BatchUploadView(DeviceView):
+    @extend_schema(
+        operation_id="upload_batch",
+        request=BatchIn,
+        responses={
+            201: OpenApiResponse(description="stored"),
+            200: OpenApiResponse(
+                description="the same batch again: already stored, nothing changed"
+            ),
+            400: OpenApiResponse(
+                description="malformed or implausible: see errors[].path"
+            ),
+            401: OpenApiResponse(
+                description="unknown, missing, revoked or rotated token"
+            ),
+            403: OpenApiResponse(description="the device is not assigned to a patient"),
+            409: OpenApiResponse(
+                description="the batch_id was used for a different batch"
+            ),
+            413: OpenApiResponse(description="body over the limit"),
+            415: OpenApiResponse(description="not application/json"),
+            429: OpenApiResponse(description="over the device's rate; see Retry-After"),
+        },
+        tags=["devices"],
+    )
+    def post(self, request: Request) -> HttpResponse:
+        """Upload a batch of vital signs and ECG. Idempotent on ``batch_id``."""
+        body = self.read_json_body(request)
+        if isinstance(body, HttpResponse):
+            return body
+        batch, problems = parse_batch(body)
+        if batch is not None:
+            problems = check_batch(batch, now=timezone.now())
+        if problems:
+            return problem(
+                400,
+                "invalid-batch",
+                "Bad Request",
+                "the batch was not stored: fix the fields listed in errors",
+                errors=problems,
+            )
+        return self._store(request.user, batch)
+
+    def _store(self, device: Device, batch: BatchIn) -> HttpResponse:
+        try:
+            stored = record_batch(
+                device=device, batch=batch, fingerprint=fingerprint(batch)
+            )
+        except BatchConflict:
+            return problem(
+                409,
+                "batch-id-reused",
+                "Conflict",
+                f"batch_id {batch.batch_id} was already used for a different "
+                "batch: use a new UUID for every batch",
+            )
+
+        return JsonResponse(stored.answer, status=201 if stored.created else 200)

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+from django.db import models
+from django.db.models import Q
+
+
+class Batch(models.Model):
+    """One upload from a device, stored exactly once whatever the retries."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for processing"
+        PROCESSED = "processed", "Processed"
+
+    device = models.ForeignKey(
+        "patients.Device", on_delete=models.PROTECT, related_name="batches"
+    )
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.PROTECT, related_name="batches"
+    )
+    batch_id = models.UUIDField()
+    fingerprint = models.CharField(max_length=64)
+    sent_at = models.DateTimeField(
+        help_text="the device's clock when it sent the batch"
+    )
+    received_at = models.DateTimeField(
+        help_text="the server's clock when it stored the batch"
+    )
+    battery_pct = models.PositiveSmallIntegerField(null=True, blank=True)
+    observation_count = models.PositiveIntegerField()
+    ecg_count = models.PositiveIntegerField()
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.PENDING
+    )
+    queued_at = models.DateTimeField()
+    queue_count = models.PositiveIntegerField(default=1)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Idempotency: a batch ID names one batch per device, forever.
+            models.UniqueConstraint(
+                fields=["device", "batch_id"], name="batch_unique_per_device"
+            ),
+        ]
+        indexes = [
+            # The sweep: "pending batches queued more than a minute ago".
+            models.Index(
+                fields=["queued_at"],
+                name="batch_pending_queued",
+                condition=Q(state="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.batch_id} from {self.device_id}"
+
+    @property
+    def clock_skew_s(self) -> float:
+        return (self.sent_at - self.received_at).total_seconds()
+
+
+class Observation(models.Model):
+    """One vital-sign reading: a number in its stored unit, or an ACVPU letter."""
+
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.PROTECT, related_name="+"
+    )
+    device = models.ForeignKey(
+        "patients.Device", on_delete=models.PROTECT, related_name="+"
+    )
+    batch = models.ForeignKey(
+        Batch, on_delete=models.PROTECT, related_name="observations"
+    )
+    code = models.CharField(max_length=16)
+    value = models.FloatField(null=True, blank=True)
+    text = models.CharField(max_length=8, blank=True)
+    unit = models.CharField(max_length=16)
+    time = models.DateTimeField(help_text="when the device measured it")
+
+    class Meta:
+        indexes = [
+            # "Latest per code per patient" and "range per code per patient".
+            models.Index(
+                fields=["patient", "code", "-time"], name="obs_patient_code_time"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(value__isnull=False) | ~Q(text=""), name="obs_has_a_value"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        shown = self.text if self.value is None else self.value
+        return f"{self.code}={shown} {self.unit}"
+
+
+class EcgSegment(models.Model):
+    """A stretch of one ECG lead, stored as compressed little-endian integers in µV."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for analysis"
+        ANALYSED = "analysed", "Analysed"
+
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.PROTECT, related_name="+"
+    )
+    device = models.ForeignKey(
+        "patients.Device", on_delete=models.PROTECT, related_name="+"
+    )
+    batch = models.ForeignKey(
+        Batch, on_delete=models.PROTECT, related_name="ecg_segments"
+    )
+    lead = models.CharField(max_length=4)
+    fs_hz = models.PositiveSmallIntegerField()
+    start = models.DateTimeField()
+    sample_count = models.PositiveIntegerField()
+    dtype = models.CharField(max_length=4, help_text="<i2 or <i4")
+    data = models.BinaryField()
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.PENDING
+    )
+
+    class Meta:
+        indexes = [
+            # "A patient's ECG since a time" (the strip and the segment list).
+            models.Index(fields=["patient", "-start"], name="ecg_patient_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"lead {self.lead} at {self.start:%H:%M:%S} ({self.duration_s:.1f} s)"
+
+    @property
+    def duration_s(self) -> float:
+        return self.sample_count / self.fs_hz
+
+    def samples_uv(self) -> np.ndarray:
+        return np.frombuffer(zlib.decompress(bytes(self.data)), dtype=self.dtype)
+
+    def samples_mv(self) -> np.ndarray:
+        return self.samples_uv().astype(np.float64) / 1000.0
+
+
+def pack_samples(samples_uv: np.ndarray) -> tuple[str, bytes]:
+    """Smallest integer type that holds the samples, then zlib."""
+    fits16 = samples_uv.size == 0 or int(np.abs(samples_uv).max()) <= 32767
+    dtype = "<i2" if fits16 else "<i4"
+    return dtype, zlib.compress(samples_uv.astype(dtype).tobytes(), level=6)

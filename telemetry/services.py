@@ -1,0 +1,142 @@
+"""Storing what devices send: exactly once, then processing it after the commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypedDict
+
+import numpy as np
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from patients.models import Device
+
+from .contract import BatchIn, readings
+from .models import Batch, EcgSegment, Observation, pack_samples
+
+
+class BatchAnswer(TypedDict):
+    batch_id: str
+    observations: int
+    ecg_segments: int
+
+
+@dataclass(frozen=True)
+class Stored:
+    answer: BatchAnswer
+    created: bool  # False: the same batch again, already stored
+
+
+class BatchConflict(Exception):
+    """The batch ID was used before for a different batch."""
+
+
+def record_batch(*, device: Device, batch: BatchIn, fingerprint: str) -> Stored:
+    """Store a batch once. A second upload of the same batch changes nothing and
+    gets the first answer; a different batch under the same ID is a conflict."""
+    try:
+        with transaction.atomic():
+            stored = _insert(device, batch, fingerprint)
+            transaction.on_commit(lambda: _queue(stored.pk))
+    except IntegrityError:
+        stored = Batch.objects.filter(device=device, batch_id=batch.batch_id).first()
+        if stored is None:
+            raise
+        if stored.fingerprint != fingerprint:
+            raise BatchConflict(str(batch.batch_id)) from None
+        return Stored(answer=_answer(stored), created=False)
+    return Stored(answer=_answer(stored), created=True)
+
+
+def _insert(device: Device, batch: BatchIn, fingerprint: str) -> Batch:
+    now = timezone.now()
+    stored = Batch.objects.create(
+        device=device,
+        patient_id=device.patient_id,
+        batch_id=batch.batch_id,
+        fingerprint=fingerprint,
+        sent_at=batch.sent_at,
+        received_at=now,
+        battery_pct=batch.battery_pct,
+        observation_count=len(batch.observations),
+        ecg_count=len(batch.ecg),
+        queued_at=now,
+    )
+    Observation.objects.bulk_create(
+        Observation(
+            patient_id=device.patient_id,
+            device=device,
+            batch=stored,
+            code=r.code,
+            value=r.value,
+            text=r.text,
+            unit=r.unit,
+            time=r.time,
+        )
+        for r in readings(batch)
+    )
+    EcgSegment.objects.bulk_create(_segment(device, stored, s) for s in batch.ecg)
+    _touch_device(device, now, batch.battery_pct)
+    return stored
+
+
+def _segment(device: Device, stored: Batch, segment) -> EcgSegment:
+    samples = np.asarray(segment.samples, dtype=np.float64)
+    if segment.unit == "mV":
+        samples = samples * 1000.0
+    dtype, data = pack_samples(np.rint(samples).astype(np.int32))
+    return EcgSegment(
+        patient_id=device.patient_id,
+        device=device,
+        batch=stored,
+        lead=segment.lead,
+        fs_hz=segment.fs_hz,
+        start=segment.start,
+        sample_count=samples.size,
+        dtype=dtype,
+        data=data,
+    )
+
+
+def _touch_device(device: Device, now: datetime, battery_pct: int | None) -> None:
+    fields: dict[str, object] = {"last_seen_at": now}
+    if battery_pct is not None:
+        fields["battery_pct"] = battery_pct
+    Device.objects.filter(pk=device.pk).update(**fields)
+
+
+def _answer(stored: Batch) -> BatchAnswer:
+    return {
+        "batch_id": str(stored.batch_id),
+        "observations": stored.observation_count,
+        "ecg_segments": stored.ecg_count,
+    }
+
+
+def _queue(batch_pk: int) -> None:
+    from .tasks import process_batch
+
+    process_batch.delay(batch_pk)
+
+
+def requeue_stale_batches(
+    *, older_than: timedelta = timedelta(minutes=1), limit: int = 500
+) -> int:
+    """The sweep: queue again every batch not processed within ``older_than`` of
+    its last queueing, so a lost task or a dead worker never loses an analysis."""
+    cutoff = timezone.now() - older_than
+    stale = list(
+        Batch.objects.filter(state=Batch.State.PENDING, queued_at__lt=cutoff)
+        .order_by("queued_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in stale:
+        claimed = Batch.objects.filter(
+            pk=pk, state=Batch.State.PENDING, queued_at__lt=cutoff
+        )
+        # Claim with a guarded update, so two sweeps never queue one batch twice.
+        if claimed.update(queued_at=timezone.now(), queue_count=F("queue_count") + 1):
+            _queue(pk)
+    return len(stale)
