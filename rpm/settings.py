@@ -226,6 +226,12 @@ SPECTACULAR_SETTINGS = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("UPLOAD_MAX_BYTES", str(2 << 20)))
 DEVICE_RATE = os.environ.get("DEVICE_RATE", "120/min")
 
+# NEWS2 from the latest readings: a spot check counts for an hour, a streamed value
+# (from a device reporting at least every NEWS2_STREAMING_INTERVAL_S) for a minute.
+NEWS2_SPOT_WINDOW_S = int(os.environ.get("NEWS2_SPOT_WINDOW_S", "3600"))
+NEWS2_CONTINUOUS_WINDOW_S = int(os.environ.get("NEWS2_CONTINUOUS_WINDOW_S", "60"))
+NEWS2_STREAMING_INTERVAL_S = int(os.environ.get("NEWS2_STREAMING_INTERVAL_S", "60"))
+
 # Failed sign-ins allowed per username and per client address in the window.
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 LOGIN_FAILURE_WINDOW_S = int(os.environ.get("LOGIN_FAILURE_WINDOW_S", "900"))

@@ -104,6 +104,7 @@ class EcgSegment(models.Model):
     class State(models.TextChoices):
         PENDING = "pending", "Waiting for analysis"
         ANALYSED = "analysed", "Analysed"
+        TOO_SHORT = "too_short", "Too short to analyse (under 5 s)"
 
     patient = models.ForeignKey(
         "patients.Patient", on_delete=models.PROTECT, related_name="+"
@@ -149,3 +150,65 @@ def pack_samples(samples_uv: np.ndarray) -> tuple[str, bytes]:
     fits16 = samples_uv.size == 0 or int(np.abs(samples_uv).max()) <= 32767
     dtype = "<i2" if fits16 else "<i4"
     return dtype, zlib.compress(samples_uv.astype(dtype).tobytes(), level=6)
+
+
+class EcgAnalysis(models.Model):
+    """The features of one analysed ECG segment (at most one per segment)."""
+
+    segment = models.OneToOneField(
+        EcgSegment, on_delete=models.CASCADE, related_name="analysis"
+    )
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.PROTECT, related_name="+"
+    )
+    start = models.DateTimeField()
+    rhythm = models.CharField(max_length=16)
+    usable = models.BooleanField()
+    quality = models.FloatField()
+    heart_rate_bpm = models.FloatField(null=True, blank=True)
+    beat_count = models.PositiveIntegerField()
+    features = models.JSONField(help_text="every EcgFeatures field, JSON-safe")
+    analysed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # "The patient's latest ECG features" and their history.
+            models.Index(
+                fields=["patient", "-start"], name="ecganalysis_patient_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rhythm} at {self.start:%H:%M:%S}"
+
+
+class News2Score(models.Model):
+    """A patient's NEWS2 as of a moment, with the observations it was computed from."""
+
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.PROTECT, related_name="news2_scores"
+    )
+    as_of = models.DateTimeField()
+    total = models.PositiveSmallIntegerField()
+    risk = models.CharField(max_length=12)
+    partial = models.BooleanField()
+    subscores = models.JSONField()
+    missing = models.JSONField()
+    spo2_scale = models.PositiveSmallIntegerField()
+    observations = models.ManyToManyField(Observation, related_name="+", blank=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Re-scoring the same moment updates the score instead of adding one.
+            models.UniqueConstraint(
+                fields=["patient", "as_of"], name="news2_one_per_moment"
+            ),
+        ]
+        indexes = [
+            # "Latest score per patient" and the score history.
+            models.Index(fields=["patient", "-as_of"], name="news2_patient_as_of"),
+        ]
+
+    def __str__(self) -> str:
+        return f"NEWS2 {self.total} ({self.risk}) at {self.as_of:%Y-%m-%d %H:%M}"

@@ -1,4 +1,4 @@
-"""What happens to a stored batch: analysis and scoring, then it is marked done.
+"""What happens to a stored batch: ECG analysis and NEWS2 scoring, then it is done.
 
 Every step is idempotent (it checks what is already done), so a task that runs
 twice, or a batch queued again by the sweep, changes nothing the second time.
@@ -6,9 +6,32 @@ twice, or a batch queued again by the sweep, changes nothing the second time.
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import Batch
+from patients.models import Patient
+
+from . import contract as c
+from .models import Batch, EcgAnalysis, EcgSegment, News2Score, Observation
+from .scoring import FreshnessWindows, Reading, latest_inputs, news2
+
+log = logging.getLogger(__name__)
+
+# NEWS2 argument → the LOINC codes that feed it (the latest of them counts).
+NEWS2_CODES: dict[str, tuple[str, ...]] = {
+    "respiration_rate": (c.RESPIRATORY_RATE,),
+    "spo2": (c.SPO2, c.SPO2_PULSE_OX),
+    "on_oxygen": (c.INHALED_OXYGEN,),
+    "systolic_bp": (c.SYSTOLIC,),
+    "pulse_rate": (c.HEART_RATE,),
+    "consciousness": (c.CONSCIOUSNESS,),
+    "temperature_c": (c.BODY_TEMPERATURE,),
+}
+SCORED_CODES = {code for codes in NEWS2_CODES.values() for code in codes}
 
 
 def process_batch(batch_pk: int) -> bool:
@@ -16,7 +39,132 @@ def process_batch(batch_pk: int) -> bool:
     batch = Batch.objects.filter(pk=batch_pk, state=Batch.State.PENDING).first()
     if batch is None:
         return False
+    for segment_pk in batch.ecg_segments.filter(
+        state=EcgSegment.State.PENDING
+    ).values_list("pk", flat=True):
+        analyse_segment(segment_pk)
+    rescore_for_batch(batch)
     done = Batch.objects.filter(pk=batch_pk, state=Batch.State.PENDING).update(
         state=Batch.State.PROCESSED, processed_at=timezone.now()
     )
     return bool(done)
+
+
+def analyse_segment(segment_pk: int) -> EcgAnalysis | None:
+    segment = EcgSegment.objects.filter(
+        pk=segment_pk, state=EcgSegment.State.PENDING
+    ).first()
+    if segment is None:
+        return None
+    if segment.duration_s < 5.0:
+        EcgSegment.objects.filter(pk=segment_pk).update(
+            state=EcgSegment.State.TOO_SHORT
+        )
+        return None
+    from .analysis import analyze_ecg  # NeuroKit2 is heavy: only workers import it
+
+    features = analyze_ecg(segment.samples_mv(), float(segment.fs_hz))
+    with transaction.atomic():
+        analysis, _ = EcgAnalysis.objects.get_or_create(
+            segment=segment,
+            defaults={
+                "patient_id": segment.patient_id,
+                "start": segment.start,
+                "rhythm": features.rhythm,
+                "usable": features.usable,
+                "quality": features.quality,
+                "heart_rate_bpm": features.heart_rate_bpm,
+                "beat_count": len(features.r_peaks),
+                "features": features.to_dict(),
+            },
+        )
+        EcgSegment.objects.filter(pk=segment_pk).update(state=EcgSegment.State.ANALYSED)
+    return analysis
+
+
+def rescore_for_batch(batch: Batch) -> list[News2Score]:
+    """Score the patient as of the batch's newest vital sign, and re-score the
+    scores its (possibly late) readings could have changed."""
+    times = list(
+        Observation.objects.filter(batch=batch, code__in=SCORED_CODES).values_list(
+            "time", flat=True
+        )
+    )
+    if not times:
+        return []
+    patient = batch.patient
+    window_end = min(times) + timedelta(seconds=settings.NEWS2_SPOT_WINDOW_S)
+    affected = set(
+        patient.news2_scores.filter(
+            as_of__gte=min(times), as_of__lte=window_end
+        ).values_list("as_of", flat=True)
+    )
+    return [
+        score_patient(patient=patient, as_of=t) for t in sorted(affected | {max(times)})
+    ]
+
+
+def score_patient(*, patient: Patient, as_of: datetime) -> News2Score:
+    latest = {
+        name: _latest(patient, codes, as_of) for name, codes in NEWS2_CODES.items()
+    }
+    readings = {name: _reading(name, obs) for name, obs in latest.items() if obs}
+    fresh = latest_inputs(readings, now=as_of, windows=_windows())
+    score = news2(**fresh.inputs, spo2_scale=patient.spo2_scale)
+    used = [obs for name, obs in latest.items() if obs and name not in fresh.stale]
+    return _store(patient, as_of, score, used)
+
+
+def _latest(
+    patient: Patient, codes: tuple[str, ...], as_of: datetime
+) -> Observation | None:
+    return (
+        Observation.objects.select_related("device")
+        .filter(patient=patient, code__in=codes, time__lte=as_of)
+        .order_by("-time", "-pk")
+        .first()
+    )
+
+
+def _reading(name: str, obs: Observation) -> Reading:
+    streaming = obs.device.expected_interval_s <= settings.NEWS2_STREAMING_INTERVAL_S
+    return Reading(value=_news2_value(name, obs), time=obs.time, continuous=streaming)
+
+
+def _news2_value(name: str, obs: Observation) -> float | str | bool:
+    if name == "consciousness":
+        return obs.text
+    if name == "on_oxygen":
+        room_air = c.ROOM_AIR_FIO2_PCT if obs.unit == "%" else 0.0
+        return obs.value > room_air
+    return obs.value
+
+
+def _windows() -> FreshnessWindows:
+    return FreshnessWindows(
+        spot=timedelta(seconds=settings.NEWS2_SPOT_WINDOW_S),
+        continuous=timedelta(seconds=settings.NEWS2_CONTINUOUS_WINDOW_S),
+    )
+
+
+def _store(
+    patient: Patient, as_of: datetime, score, used: list[Observation]
+) -> News2Score:
+    fields = {
+        "total": score.total,
+        "risk": score.risk,
+        "partial": score.partial,
+        "subscores": dict(score.subscores),
+        "missing": list(score.missing),
+        "spo2_scale": score.spo2_scale,
+        "computed_at": timezone.now(),
+    }
+    try:
+        with transaction.atomic():
+            stored, _ = News2Score.objects.update_or_create(
+                patient=patient, as_of=as_of, defaults=fields
+            )
+    except IntegrityError:  # another worker scored the same moment at the same time
+        stored = News2Score.objects.get(patient=patient, as_of=as_of)
+    stored.observations.set(used)
+    return stored

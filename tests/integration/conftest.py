@@ -14,7 +14,9 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock():
         db_name = connection.settings_dict["NAME"]
     running = build_stack(tmp_path_factory.mktemp("stack"), db_name)
-    running.start_daphne()
-    running.start_worker()
-    yield running
-    running.stop()
+    try:
+        running.start_daphne()
+        running.start_worker()
+        yield running
+    finally:
+        running.stop()

@@ -1,0 +1,1 @@
+"""Helpers behind :func:`telemetry.analysis.analyze_ecg` (pure NumPy/NeuroKit2)."""
