@@ -10,22 +10,27 @@ usable windows; intervals on the median of the dominant-shape beats.
 Definitions (clinical choices, see docs/validation.md for why):
 
 - *usable*: at least half of the recording lies in windows of quality >= 0.6.
-  Quality combines how well each beat repeats the others (template correlation)
-  and how much slope lies between the beats relative to the QRS slope.
+  Window quality is the lower of two scores: how far two R-peak detectors agree
+  (bSQI) and how much slope lies between the beats relative to the QRS slope.
 - *asystole*: no QRS for >= 4.0 s (the common monitor asystole delay) in usable
   signal, including a flat line.
 - *pause*: an RR interval >= 2.0 s that is also >= 1.5 x the median RR (the usual
   telemetry pause threshold; 3.0 s is the pacing indication, not the alarm).
 - *af*: irregularly irregular RR (coefficient of sample entropy, Lake & Moorman
-  2011, and successive-difference dispersion) without a P wave on the median beat.
+  2011, and successive-difference dispersion) without a P wave repeating before
+  each QRS.
 - *bradycardia* / *tachycardia*: mean rate over the usable beats < 50 / > 100 bpm.
 - *irregular*: more than a fifth of the RR intervals depart from the median RR by
   over 15 % (ectopy, other arrhythmia) without meeting the AF rule.
 - *noise*: less than half the recording is usable.
 - *sinus*: none of the above (a regular rhythm at 50-100 bpm; the module does not
   tell sinus from other regular supraventricular rhythms).
-- HRV (SDNN, RMSSD, pNN50) only when usable and the usable RR series spans >= 60 s;
-  intervals (QRS, PR, QT) only from >= 3 dominant-shape beats; otherwise None.
+- HRV (SDNN, RMSSD in ms, pNN50 in %) only when usable and the usable windows add
+  up to >= 60 s, from RR intervals inside usable stretches (never across a noisy
+  one); intervals (QRS, PR, QT) only from >= 3 dominant-shape beats; else None.
+- ``r_peaks`` are every beat detected, also in unusable windows (``quality`` and
+  ``usable`` say how far to trust them); rate, HRV and rhythm use usable ones only.
+- QTc: Bazett QT/sqrt(RR) (``qtc_ms``) and Fridericia QT/cbrt(RR), RR = median RR.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def confirmed(peaks: np.ndarray, other: np.ndarray, tolerance: int) -> np.ndarra
 
 
 def agreement(peaks: np.ndarray, other: np.ndarray, tolerance: int) -> float:
-    """bSQI (Li, Clark & Clifford 2008): share of beats both detectors agree on."""
+    """bSQI (Li, Mark & Clifford 2008): share of beats both detectors agree on."""
     if len(peaks) == 0 or len(other) == 0:
         return float(len(peaks) == len(other))
     matched = int(confirmed(peaks, other, tolerance).sum())
