@@ -1,9 +1,15 @@
-"""The clinician's live alert stream (``/ws/alerts/``)."""
+"""Live streams for clinicians: their alerts, and one patient's measurements.
+
+The socket is never the only record: every alert event is stored first and
+carries its sequence number, so a client that reconnects asks
+``GET /api/v1/alerts/?after_seq=N`` for whatever it missed.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 # Anyone who may not listen is closed with 4403 before joining any group.
@@ -14,22 +20,34 @@ def staff_group(user_id: int) -> str:
     return f"staff.{user_id}"
 
 
-class AlertStreamConsumer(AsyncJsonWebsocketConsumer):
-    async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated or user.organisation_id is None:
-            # Accept first: a close before the handshake can only say "HTTP 403",
-            # and the client deserves the reason code.
-            await self.accept()
-            await self.close(code=CLOSE_FORBIDDEN)
-            return
-        self.group = staff_group(user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+def patient_group(patient_id: int) -> str:
+    return f"patient.{patient_id}"
+
+
+def _staff(scope: dict) -> Any:
+    user = scope.get("user")
+    if user is None or not user.is_authenticated or user.organisation_id is None:
+        return None
+    return user
+
+
+class StreamConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+
+    async def refuse(self) -> None:
+        # Accept first: a close before the handshake can only say "HTTP 403",
+        # and the client deserves the reason code.
         await self.accept()
-        await self.send_json({"type": "hello", "user": user.username})
+        await self.close(code=CLOSE_FORBIDDEN)
+
+    async def join(self, group: str, hello: dict[str, Any]) -> None:
+        self.group = group
+        await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        await self.send_json(hello)
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
+        if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
@@ -37,5 +55,50 @@ class AlertStreamConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong", "id": content.get("id")})
 
+
+class AlertStreamConsumer(StreamConsumer):
+    """``/ws/alerts/``: every alert event of the clinician's patients."""
+
+    async def connect(self) -> None:
+        user = _staff(self.scope)
+        if user is None:
+            await self.refuse()
+            return
+        max_seq = await database_sync_to_async(_max_seq)()
+        await self.join(
+            staff_group(user.pk),
+            {"type": "hello", "user": user.username, "max_seq": max_seq},
+        )
+
     async def alert_event(self, event: dict[str, Any]) -> None:
         await self.send_json(event["payload"])
+
+
+class PatientStreamConsumer(StreamConsumer):
+    """``/ws/patients/{id}/``: live vitals, ECG features and NEWS2 of one patient."""
+
+    async def connect(self) -> None:
+        user = _staff(self.scope)
+        patient_id = self.scope["url_route"]["kwargs"]["patient_id"]
+        if user is None or not await database_sync_to_async(_may_see)(user, patient_id):
+            await self.refuse()
+            return
+        await self.join(
+            patient_group(patient_id), {"type": "hello", "patient_id": patient_id}
+        )
+
+    async def patient_update(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+
+def _max_seq() -> int:
+    from .models import AlertEvent
+
+    last = AlertEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    return last or 0
+
+
+def _may_see(user: Any, patient_id: int) -> bool:
+    from patients.models import Patient
+
+    return Patient.objects.visible_to(user).filter(pk=patient_id).exists()

@@ -163,6 +163,11 @@ class Device(models.Model):
         "expected reporting interval (s)", default=60
     )
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    overdue_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="when the device is late if nothing more arrives",
+    )
+    stale = models.BooleanField(default=False, editable=False)
     battery_pct = models.PositiveSmallIntegerField(null=True, blank=True)
     # Served by the lookup of every authenticated upload; null once revoked.
     token_digest = models.CharField(
@@ -181,6 +186,11 @@ class Device(models.Model):
                 condition=Q(status="active") | Q(token_digest__isnull=True),
                 name="device_revoked_has_no_token",
             ),
+        ]
+        indexes = [
+            # The stale sweep: "devices not yet stale whose overdue time has passed".
+            models.Index(fields=["overdue_at"], name="device_overdue",
+                         condition=Q(stale=False)),
         ]
 
     def __str__(self) -> str:

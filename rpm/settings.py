@@ -162,6 +162,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "telemetry.tasks.sweep_unprocessed_batches",
         "schedule": 30.0,
     },
+    "detect-stale-devices": {
+        "task": "alerts.tasks.detect_stale_devices",
+        "schedule": 15.0,
+    },
+    "escalate-due-alerts": {
+        "task": "alerts.tasks.escalate_due_alerts",
+        "schedule": 10.0,
+    },
 }
 
 _VALIDATORS = "django.contrib.auth.password_validation"
@@ -215,6 +223,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Remote patient monitoring API",
     "DESCRIPTION": "Device uploads, clinician reads, alerts and QKD key delivery.",
     "VERSION": "1.0.0",
+    # 3.1: its schemas are JSON Schema 2020-12, which pydantic emits (BatchIn).
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Served from our own static files: hospital networks often have no internet.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -231,6 +241,15 @@ DEVICE_RATE = os.environ.get("DEVICE_RATE", "120/min")
 NEWS2_SPOT_WINDOW_S = int(os.environ.get("NEWS2_SPOT_WINDOW_S", "3600"))
 NEWS2_CONTINUOUS_WINDOW_S = int(os.environ.get("NEWS2_CONTINUOUS_WINDOW_S", "60"))
 NEWS2_STREAMING_INTERVAL_S = int(os.environ.get("NEWS2_STREAMING_INTERVAL_S", "60"))
+
+# Alerts: unacknowledged high and medium alerts escalate (care team → charge nurse →
+# admin) after these delays; a device is stale after its interval plus the grace.
+ALERT_ESCALATION_DELAYS_S = {
+    "high": int(os.environ.get("ALERT_ESCALATE_HIGH_S", "120")),
+    "medium": int(os.environ.get("ALERT_ESCALATE_MEDIUM_S", "600")),
+}
+ALERT_MAX_SNOOZE_MIN = int(os.environ.get("ALERT_MAX_SNOOZE_MIN", "60"))
+DEVICE_STALE_GRACE_S = int(os.environ.get("DEVICE_STALE_GRACE_S", "120"))
 
 # Failed sign-ins allowed per username and per client address in the window.
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))

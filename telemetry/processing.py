@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from alerts.evaluation import evaluate_batch
+from alerts.stream import send_to_patient_watchers
 from patients.models import Patient
 
 from . import contract as c
@@ -36,17 +38,25 @@ SCORED_CODES = {code for codes in NEWS2_CODES.values() for code in codes}
 
 def process_batch(batch_pk: int) -> bool:
     """Process one batch; False when there was nothing to do."""
-    batch = Batch.objects.filter(pk=batch_pk, state=Batch.State.PENDING).first()
+    batch = (
+        Batch.objects.select_related("device", "patient")
+        .filter(pk=batch_pk, state=Batch.State.PENDING)
+        .first()
+    )
     if batch is None:
         return False
-    for segment_pk in batch.ecg_segments.filter(
-        state=EcgSegment.State.PENDING
-    ).values_list("pk", flat=True):
+    pending = batch.ecg_segments.filter(state=EcgSegment.State.PENDING)
+    for segment_pk in pending.values_list("pk", flat=True):
         analyse_segment(segment_pk)
-    rescore_for_batch(batch)
+    # All of the batch's analyses, also those a crashed earlier run already stored.
+    analyses = list(EcgAnalysis.objects.filter(segment__batch=batch).order_by("start"))
+    scores = rescore_for_batch(batch)
+    evaluate_batch(batch, scores, analyses)
     done = Batch.objects.filter(pk=batch_pk, state=Batch.State.PENDING).update(
         state=Batch.State.PROCESSED, processed_at=timezone.now()
     )
+    if done:
+        publish_patient_update(batch, scores, analyses)
     return bool(done)
 
 
@@ -168,3 +178,42 @@ def _store(
         stored = News2Score.objects.get(patient=patient, as_of=as_of)
     stored.observations.set(used)
     return stored
+
+
+def publish_patient_update(
+    batch: Batch, scores: list[News2Score], analyses: list[EcgAnalysis]
+) -> None:
+    """Tell the patient's open pages what is new (after the commit; the REST API
+    remains the record)."""
+    vitals = [
+        {
+            "code": o.code,
+            "value": o.value,
+            "text": o.text,
+            "unit": o.unit,
+            "time": o.time.isoformat(),
+        }
+        for o in Observation.objects.filter(batch=batch).order_by("time")
+    ]
+    payload = {
+        "type": "patient.update",
+        "patient_id": batch.patient_id,
+        "vitals": vitals,
+        "news2": [_score_dict(s) for s in scores],
+        "ecg": [
+            {"segment_id": a.segment_id, "start": a.start.isoformat(), **a.features}
+            for a in analyses
+        ],
+    }
+    transaction.on_commit(lambda: send_to_patient_watchers(batch.patient_id, payload))
+
+
+def _score_dict(score: News2Score) -> dict:
+    return {
+        "as_of": score.as_of.isoformat(),
+        "total": score.total,
+        "risk": score.risk,
+        "partial": score.partial,
+        "subscores": score.subscores,
+        "missing": score.missing,
+    }

@@ -127,7 +127,8 @@ def pytest_collection_modifyitems(config, items):
     integration = [item for item in items if "tests/integration/" in item.nodeid]
     for item in integration:
         item.add_marker(pytest.mark.integration)
-    if not integration or integration_configured():
+    deselected = "not integration" in (config.option.markexpr or "")
+    if not integration or deselected or integration_configured():
         return
     if os.environ.get("CI") == "true":
         raise pytest.UsageError(

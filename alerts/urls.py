@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from rest_framework.routers import SimpleRouter
+
+from . import api
+
+router = SimpleRouter()
+router.register("alerts", api.AlertViewSet, basename="alert")
+
+urlpatterns = router.urls
