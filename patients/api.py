@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import (
     api_view,
@@ -62,6 +62,21 @@ def obtain_token(request: Request) -> Response:
     return Response({"token": token, "expires_in": settings.CLINICIAN_TOKEN_TTL_S})
 
 
+UNAUTHENTICATED = OpenApiResponse(description="no clinician credentials")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        responses={200: PatientSerializer(many=True), 401: UNAUTHENTICATED}
+    ),
+    retrieve=extend_schema(
+        responses={
+            200: PatientSerializer,
+            401: UNAUTHENTICATED,
+            404: OpenApiResponse(description="no such patient, or not the caller's"),
+        }
+    ),
+)
 class PatientViewSet(viewsets.ReadOnlyModelViewSet):
     """The patients of the caller's care teams (an admin: the whole organisation's)."""
 

@@ -117,7 +117,8 @@ def database_config() -> dict:
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         },
-        "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+        # One file per test run, so that runs side by side never share a database.
+        "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
     }
 
 

@@ -21,6 +21,7 @@ from patients.models import Device, Patient
 
 from .contract import BatchIn, check_batch, fingerprint, parse_batch
 from .problems import problem
+from .serializers import BatchAnswerSerializer, ProblemSerializer
 from .services import BatchConflict, record_batch
 
 
@@ -105,28 +106,34 @@ class DeviceView(APIView):
             )
 
 
+PROBLEM_RESPONSES = {
+    400: "malformed or implausible: see errors[].path",
+    401: "unknown, missing, revoked or rotated token",
+    403: "the device is not assigned to a patient",
+    409: "the batch_id was used for a different batch",
+    413: "body over the limit",
+    415: "not application/json",
+    429: "over the device's rate; see Retry-After",
+}
+
+
 class BatchUploadView(DeviceView):
     @extend_schema(
         operation_id="upload_batch",
-        request=BatchIn,
+        # The view reads the body itself (no parsers), so name the media type.
+        request={"application/json": BatchIn},
         responses={
-            201: OpenApiResponse(description="stored"),
+            201: OpenApiResponse(BatchAnswerSerializer, description="stored"),
             200: OpenApiResponse(
-                description="the same batch again: already stored, nothing changed"
+                BatchAnswerSerializer,
+                description="the same batch again: already stored, nothing changed",
             ),
-            400: OpenApiResponse(
-                description="malformed or implausible: see errors[].path"
-            ),
-            401: OpenApiResponse(
-                description="unknown, missing, revoked or rotated token"
-            ),
-            403: OpenApiResponse(description="the device is not assigned to a patient"),
-            409: OpenApiResponse(
-                description="the batch_id was used for a different batch"
-            ),
-            413: OpenApiResponse(description="body over the limit"),
-            415: OpenApiResponse(description="not application/json"),
-            429: OpenApiResponse(description="over the device's rate; see Retry-After"),
+            **{
+                (status, "application/problem+json"): OpenApiResponse(
+                    ProblemSerializer, description=description
+                )
+                for status, description in PROBLEM_RESPONSES.items()
+            },
         },
         tags=["devices"],
     )

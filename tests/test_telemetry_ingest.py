@@ -189,26 +189,35 @@ def test_non_finite_numbers_are_refused(client, device, literal):
 
 
 @pytest.mark.parametrize(
-    ("observation", "path", "words"),
+    ("make", "path", "words"),
     [
-        (obs(value="72"), "observations[0].value", "must be a number"),
-        (obs(code="1234-5"), "observations[0].code", "unknown code"),
-        (obs(unit="bpm"), "observations[0].unit", "'/min'"),
-        (obs(value=351), "observations[0].value", "not plausible"),
-        (obs(value=-1), "observations[0].value", "not plausible"),
-        (obs("2708-6", 101, "%"), "observations[0].value", "not plausible"),
-        (obs("8310-5", 46, "Cel"), "observations[0].value", "not plausible"),
-        (obs("8310-5", 24.9, "Cel"), "observations[0].value", "not plausible"),
-        (obs("80288-4", "X", "{ACVPU}"), "observations[0].value", "A, C, V, P, U"),
-        (obs("3150-0", 10, "%"), "observations[0].value", "not plausible"),
-        (obs(time=now() + timedelta(minutes=6)), "observations[0].time", "future"),
-        (obs(time=now() - timedelta(days=8)), "observations[0].time", "7 days"),
+        (lambda: obs(value="72"), "observations[0].value", "must be a number"),
+        (lambda: obs(code="1234-5"), "observations[0].code", "unknown code"),
+        (lambda: obs(unit="bpm"), "observations[0].unit", "'/min'"),
+        (lambda: obs(value=351), "observations[0].value", "not plausible"),
+        (lambda: obs(value=-1), "observations[0].value", "not plausible"),
+        (lambda: obs("2708-6", 101, "%"), "observations[0].value", "not plausible"),
+        (lambda: obs("8310-5", 46, "Cel"), "observations[0].value", "not plausible"),
+        (lambda: obs("8310-5", 24.9, "Cel"), "observations[0].value", "not plausible"),
+        (
+            lambda: obs("80288-4", "X", "{ACVPU}"),
+            "observations[0].value",
+            "A, C, V, P, U",
+        ),
+        (lambda: obs("3150-0", 10, "%"), "observations[0].value", "not plausible"),
+        (
+            lambda: obs(time=now() + timedelta(minutes=6)),
+            "observations[0].time",
+            "future",
+        ),
+        (lambda: obs(time=now() - timedelta(days=8)), "observations[0].time", "7 days"),
     ],
 )
 def test_implausible_observations_are_refused_with_their_path(
-    client, device, observation, path, words
+    client, device, make, path, words
 ):
-    response = post(client, batch(observations=[observation]), device.token)
+    # Built when the test runs: a time "6 minutes ahead" must be ahead of now.
+    response = post(client, batch(observations=[make()]), device.token)
     assert response.status_code == 400
     assert words in errors(response)[path]
     assert Observation.objects.count() == 0
