@@ -100,11 +100,16 @@ TEMPLATES = [
 
 def database_config() -> dict:
     if DATABASE_URL:
-        config = dj_database_url.parse(
-            DATABASE_URL,
-            conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
-            conn_health_checks=True,
-        )
+        # Under ASGI every request runs in a thread of its own and a connection
+        # belongs to a thread, so CONN_MAX_AGE keeps nothing: a process-wide pool
+        # reuses connections (Django requires CONN_MAX_AGE=0 with it). Keep
+        # processes x DB_POOL_MAX under PostgreSQL's max_connections.
+        config = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("DB_POOL_MIN", "2")),
+            "max_size": int(os.environ.get("DB_POOL_MAX", "8")),
+            "timeout": int(os.environ.get("DB_POOL_TIMEOUT_S", "10")),
+        }
         config.setdefault("TEST", {})
         return config
     return {
@@ -170,6 +175,10 @@ CELERY_BEAT_SCHEDULE = {
     "escalate-due-alerts": {
         "task": "alerts.tasks.escalate_due_alerts",
         "schedule": 10.0,
+    },
+    "run-qkd-link": {
+        "task": "security.tasks.run_qkd_link",
+        "schedule": float(os.environ.get("QKD_RUN_INTERVAL_S", "60")),
     },
 }
 
@@ -251,6 +260,21 @@ ALERT_ESCALATION_DELAYS_S = {
 }
 ALERT_MAX_SNOOZE_MIN = int(os.environ.get("ALERT_MAX_SNOOZE_MIN", "60"))
 DEVICE_STALE_GRACE_S = int(os.environ.get("DEVICE_STALE_GRACE_S", "120"))
+
+# The emulated QKD link and our key manager (ETSI GS QKD 014). KEY_ENCRYPTION_KEY
+# (base64, 32 bytes) encrypts key material at rest; unset, it is derived from
+# SECRET_KEY. The link runs every QKD_RUN_INTERVAL_S and fills the SAE pools.
+KEY_ENCRYPTION_KEY = os.environ.get("KEY_ENCRYPTION_KEY", "")
+QKD_SERVER_SAE_ID = os.environ.get("QKD_SERVER_SAE_ID", "rpm-ingest")
+QKD_SOURCE_KME_ID = os.environ.get("QKD_SOURCE_KME_ID", "KME-HOSPITAL")
+QKD_TARGET_KME_ID = os.environ.get("QKD_TARGET_KME_ID", "KME-DEVICES")
+QKD_DISTANCE_KM = float(os.environ.get("QKD_DISTANCE_KM", "25"))
+QKD_PULSES_PER_RUN = int(os.environ.get("QKD_PULSES_PER_RUN", "20000000"))
+QKD_RUN_INTERVAL_S = float(os.environ.get("QKD_RUN_INTERVAL_S", "60"))
+QKD_MAX_KEY_COUNT = int(os.environ.get("QKD_MAX_KEY_COUNT", "8"))
+QKD_TRUST_PROXY_CLIENT_CERT = env_bool("QKD_TRUST_PROXY_CLIENT_CERT", default=False)
+QKD_SESSION_TTL_S = int(os.environ.get("QKD_SESSION_TTL_S", "3600"))
+QKD_SESSION_MAX_BATCHES = int(os.environ.get("QKD_SESSION_MAX_BATCHES", "10000"))
 
 # Failed sign-ins allowed per username and per client address in the window.
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))

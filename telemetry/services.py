@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import TypedDict
 
 import numpy as np
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -64,22 +64,44 @@ def _insert(device: Device, batch: BatchIn, fingerprint: str) -> Batch:
         ecg_count=len(batch.ecg),
         queued_at=now,
     )
-    Observation.objects.bulk_create(
-        Observation(
-            patient_id=device.patient_id,
-            device=device,
-            batch=stored,
-            code=r.code,
-            value=r.value,
-            text=r.text,
-            unit=r.unit,
-            time=r.time,
-        )
-        for r in readings(batch)
-    )
+    _insert_observations(device, stored, batch)
     EcgSegment.objects.bulk_create(_segment(device, stored, s) for s in batch.ecg)
     _touch_device(device, now, batch.battery_pct)
     return stored
+
+
+OBSERVATION_FIELDS = (
+    "patient_id",
+    "device_id",
+    "batch_id",
+    "code",
+    "value",
+    "text",
+    "unit",
+    "time",
+)
+
+
+def _insert_observations(device: Device, stored: Batch, batch: BatchIn) -> None:
+    owner = (device.patient_id, device.pk, stored.pk)
+    rows = [(*owner, r.code, r.value, r.text, r.unit, r.time) for r in readings(batch)]
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        Observation.objects.bulk_create(
+            Observation(**dict(zip(OBSERVATION_FIELDS, row, strict=True)))
+            for row in rows
+        )
+        return
+    # COPY on the request's own connection and transaction: atomic with the batch
+    # row, and about half the CPU of building one model instance per reading.
+    copy_sql = (
+        f"COPY {Observation._meta.db_table} ({', '.join(OBSERVATION_FIELDS)}) "
+        "FROM STDIN"
+    )
+    with connection.connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _segment(device: Device, stored: Batch, segment) -> EcgSegment:
