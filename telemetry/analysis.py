@@ -16,9 +16,10 @@ Definitions (clinical choices, see docs/validation.md for why):
   signal, including a flat line.
 - *pause*: an RR interval >= 2.0 s that is also >= 1.5 x the median RR (the usual
   telemetry pause threshold; 3.0 s is the pacing indication, not the alarm).
-- *af*: irregularly irregular RR (coefficient of sample entropy, Lake & Moorman
-  2011, and successive-difference dispersion) without a P wave repeating before
-  each QRS.
+- *af*: a logistic model (telemetry/ecg/af.py, coefficients in af_model.json,
+  trained with cross-validation by bench/train_af.py) on RR irregularity (COSEn,
+  Lake & Moorman 2011; pNN50; share of irregular RR), rate, and the size and
+  beat-to-beat repeat of the P wave.
 - *bradycardia* / *tachycardia*: mean rate over the usable beats < 50 / > 100 bpm.
 - *irregular*: more than a fifth of the RR intervals depart from the median RR by
   over 15 % (ectopy, other arrhythmia) without meeting the AF rule.
@@ -41,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from telemetry.ecg import delineate, peaks, quality, rhythm
+from telemetry.ecg import af, delineate, peaks, quality, rhythm
 
 MIN_SECONDS = 5.0
 MAX_SECONDS = 31 * 60.0  # 30 min recordings plus the slack devices add
@@ -183,9 +184,44 @@ def _intervals(cleaned: np.ndarray, beats: _Beats, fs: float) -> delineate.Inter
 
 
 def _rhythm(cleaned: np.ndarray, beats: _Beats, fs: float) -> str:
-    rr = float(np.median(beats.rr_s)) if len(beats.rr_s) else 1.0
-    atrial = delineate.p_wave_consistency(cleaned, beats.peaks, fs, rr)
-    return rhythm.classify(beats.rr_s, beats.longest_gap_s, atrial)
+    evidence = af.features(cleaned, beats.peaks, beats.rr_s, fs)
+    return rhythm.classify(beats.rr_s, beats.longest_gap_s, af.is_af(evidence))
+
+
+@dataclass(frozen=True)
+class _FrontEnd:
+    """Cleaned signal, detections, scored windows and the usable beats."""
+
+    cleaned: np.ndarray
+    r_peaks: np.ndarray
+    windows: list[quality.Window]
+    lengths: np.ndarray
+    beats: _Beats
+    usable: bool
+
+
+def _front_end(samples: np.ndarray, fs: float) -> _FrontEnd:
+    signal, missing = _validated(samples, fs)
+    cleaned = peaks.clean(signal, fs)
+    found = peaks.detect_r_peaks(cleaned, fs)
+    windows = _gated(quality.assess(cleaned, found.peaks, found.backup, fs), missing)
+    beats = _beats(found.peaks, _usable_runs(windows), fs)
+    lengths = np.array([w.stop - w.start for w in windows], dtype=float)
+    usable_share = sum(n for n, w in zip(lengths, windows, strict=True) if w.usable)
+    usable = usable_share / lengths.sum() >= USABLE_SHARE
+    return _FrontEnd(cleaned, found.peaks, windows, lengths, beats, usable)
+
+
+def af_features(samples: np.ndarray, fs: float) -> dict[str, float] | None:
+    """The AF model's inputs for one recording (None when unusable or too short).
+
+    For training and auditing the model (bench/train_af.py); analyze_ecg uses the
+    same values.
+    """
+    front = _front_end(samples, fs)
+    if not front.usable:
+        return None
+    return af.features(front.cleaned, front.beats.peaks, front.beats.rr_s, fs)
 
 
 def analyze_ecg(samples: np.ndarray, fs: float) -> EcgFeatures:
@@ -195,17 +231,14 @@ def analyze_ecg(samples: np.ndarray, fs: float) -> EcgFeatures:
     5 s-31 min, a non 1-D array or an all-NaN signal. NaN/inf gaps are bridged
     before detection, and windows more than a fifth missing count as unusable.
     """
-    signal, missing = _validated(samples, fs)
-    cleaned = peaks.clean(signal, fs)
-    found = peaks.detect_r_peaks(cleaned, fs)
-    windows = _gated(quality.assess(cleaned, found.peaks, found.backup, fs), missing)
-    beats = _beats(found.peaks, _usable_runs(windows), fs)
-    lengths = np.array([w.stop - w.start for w in windows], dtype=float)
-    usable_share = sum(n for n, w in zip(lengths, windows, strict=True) if w.usable)
-    usable = usable_share / lengths.sum() >= USABLE_SHARE
+    front = _front_end(samples, fs)
+    beats, cleaned = front.beats, front.cleaned
+    usable = front.usable
     intervals = _intervals(cleaned, beats, fs) if usable else delineate.Intervals()
     label = _rhythm(cleaned, beats, fs) if usable else "noise"
-    return _features(found.peaks, beats, windows, lengths, usable, label, intervals)
+    return _features(
+        front.r_peaks, beats, front.windows, front.lengths, usable, label, intervals
+    )
 
 
 def _features(

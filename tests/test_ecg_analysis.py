@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from telemetry.analysis import EcgFeatures, analyze_ecg
+from telemetry.analysis import EcgFeatures, af_features, analyze_ecg
+from telemetry.ecg import af, delineate
 
 DATA = Path(__file__).parent / "data" / "ecg"
 
@@ -204,3 +205,39 @@ def test_its_features_are_immutable(sinus):
     assert isinstance(features, EcgFeatures)
     with pytest.raises(AttributeError):
         features.rhythm = "af"
+
+
+def test_its_af_model_artefact_names_exactly_the_features_it_is_given(sinus):
+    signal, fs, _ = sinus
+    values = af_features(signal, fs)
+    fitted = af.model()
+    assert set(fitted.names) == set(values)
+    assert len(fitted.coef) == len(fitted.mean) == len(fitted.scale) == len(values)
+    assert np.all(fitted.scale > 0)
+    assert 0 < fitted.threshold < 1
+
+
+def test_its_af_probability_separates_fibrillation_from_sinus(sinus):
+    signal, fs, _ = sinus
+    af_signal, af_fs, _ = excerpt("mitdb_201_af")
+    fitted = af.model()
+    in_af = fitted.probability(af_features(af_signal, af_fs))
+    in_sinus = fitted.probability(af_features(signal, fs))
+    assert in_af >= fitted.threshold > in_sinus
+    assert in_sinus < 0.1
+
+
+def test_it_gives_no_af_features_for_an_unusable_recording():
+    signal, fs, _ = excerpt("nstdb_118e00_noise_onset")
+    assert af_features(signal[int(30 * fs) :], fs) is None
+
+
+def test_its_t_wave_ends_where_a_ramp_down_reaches_the_baseline():
+    fs, r, offset = 500.0, 175, 200
+    beat = np.zeros(600)
+    beat[r] = 1.0
+    beat[300:350] = np.linspace(0, 0.3, 50)  # T wave up to its peak at 350
+    beat[350:400] = np.linspace(0.3, 0, 50)  # and down to the baseline at 400
+    end = delineate.t_end(beat, r, offset, 0.0, fs, 1.0)
+    assert end is not None
+    assert abs(end - 400) <= 0.01 * fs

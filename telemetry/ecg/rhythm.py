@@ -1,4 +1,4 @@
-"""RR-interval statistics, AF evidence and the rhythm label."""
+"""RR-interval statistics and the rhythm label."""
 
 from __future__ import annotations
 
@@ -53,20 +53,8 @@ def irregular_share(rr: np.ndarray) -> float:
     )
 
 
-# AF thresholds (tuned on CinC 2017 and MIT-BIH DS1; see docs/validation.md).
-AF_COSEN = -1.6
-AF_MAD = 0.08
-AF_P_CONSISTENCY = 0.7
 IRREGULAR_SHARE = 0.2
 PAUSE_RATIO = 1.5
-
-
-def is_af(rr_s: np.ndarray, p_consistency: float) -> bool:
-    """Irregularly irregular RR without a P wave repeating before each QRS."""
-    coef, mad = cosen(rr_s), mad_ratio(rr_s)
-    if coef is None or mad is None:
-        return False
-    return coef >= AF_COSEN and mad >= AF_MAD and p_consistency < AF_P_CONSISTENCY
 
 
 def _pause(rr_s: np.ndarray) -> bool:
@@ -75,15 +63,18 @@ def _pause(rr_s: np.ndarray) -> bool:
     return bool(np.any((rr_s >= PAUSE_S) & (rr_s >= PAUSE_RATIO * np.median(rr_s))))
 
 
-def classify(rr_s: np.ndarray, longest_gap_s: float, p_consistency: float) -> str:
-    """Rhythm label of usable beats, most urgent finding first."""
+def classify(rr_s: np.ndarray, longest_gap_s: float, af_called: bool) -> str:
+    """Rhythm label of usable beats, most urgent finding first.
+
+    af_called: the AF model's verdict (telemetry.ecg.af) on the same beats.
+    """
     if longest_gap_s >= ASYSTOLE_S:
         return "asystole"
     if _pause(rr_s):
         return "pause"
     if len(rr_s) < 2:
         return "noise"
-    if is_af(rr_s, p_consistency):
+    if af_called:
         return "af"
     rate = 60.0 / float(np.mean(rr_s))
     if rate > TACHY_BPM:
