@@ -33,6 +33,7 @@ def visible_alerts(user: Any) -> QuerySet[Alert]:
     mine = Q(patient__in=patients)
     if user.is_org_admin:
         mine |= Q(patient__isnull=True, organisation_id=user.organisation_id)
+        mine |= Q(patient__isnull=True, organisation__isnull=True)
     return Alert.objects.filter(mine).select_related("acknowledged_by")
 
 

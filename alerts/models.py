@@ -44,8 +44,13 @@ class Alert(models.Model):
         on_delete=models.PROTECT,
         related_name="alerts",
     )
+    # None for infrastructure alerts (the QKD link), which every admin sees.
     organisation = models.ForeignKey(
-        "patients.Organisation", on_delete=models.PROTECT, related_name="alerts"
+        "patients.Organisation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="alerts",
     )
     title = models.CharField(max_length=100)
     message = models.CharField(max_length=500)

@@ -34,9 +34,13 @@ class AlertActionError(Exception):
 @dataclass(frozen=True)
 class Subject:
     key: str
-    organisation_id: int
+    organisation_id: int | None
     patient_id: int | None = None
     device_id: int | None = None
+
+    @classmethod
+    def of_qkd_link(cls, name: str) -> Subject:
+        return cls(f"qkd:{name}", None)
 
     @classmethod
     def of_patient(cls, patient: Patient) -> Subject:

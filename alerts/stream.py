@@ -16,10 +16,12 @@ from .consumers import patient_group, staff_group
 log = logging.getLogger(__name__)
 
 
-def recipients(*, organisation_id: int, patient_id: int | None) -> list[int]:
+def recipients(*, organisation_id: int | None, patient_id: int | None) -> list[int]:
     """Staff who may see the subject: the patient's care teams and the
-    organisation's admins (security alerts: the admins only)."""
-    admins = Q(organisation_id=organisation_id, role=Role.ADMIN)
+    organisation's admins (infrastructure alerts: every admin)."""
+    admins = Q(role=Role.ADMIN)
+    if organisation_id is not None:
+        admins &= Q(organisation_id=organisation_id)
     who = admins | Q(care_teams__patients=patient_id) if patient_id else admins
     return list(
         User.objects.filter(who, is_active=True).values_list("pk", flat=True).distinct()

@@ -110,7 +110,8 @@ def database_config() -> dict:
             "max_size": int(os.environ.get("DB_POOL_MAX", "8")),
             "timeout": int(os.environ.get("DB_POOL_TIMEOUT_S", "10")),
         }
-        config.setdefault("TEST", {})
+        # One test database per run, so that runs side by side never collide.
+        config["TEST"] = {"NAME": f"test_{config['NAME']}_{os.getpid()}"}
         return config
     return {
         "ENGINE": "django.db.backends.sqlite3",
