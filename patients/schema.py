@@ -24,3 +24,18 @@ class DeviceTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "the device's token"}
+
+
+class SaeScheme(OpenApiAuthenticationExtension):
+    target_class = "security.api.SaeAuthentication"
+    name = "saeCredential"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "the SAE's credential (a device uses its device token); or a client "
+                "certificate verified by the TLS-terminating proxy"
+            ),
+        }

@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/", include("patients.urls")),
     path("api/v1/", include("telemetry.urls")),
     path("api/v1/", include("alerts.urls")),
+    path("api/v1/", include("security.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(
         "api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"

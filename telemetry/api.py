@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.http.request import RawPostDataException
 from django.utils import timezone
@@ -18,8 +19,16 @@ from rest_framework.views import APIView
 
 from patients.auth import DeviceTokenAuthentication
 from patients.models import Device, Patient
+from security.services import SealedRejected, open_sealed, report_integrity_failure
 
-from .contract import BatchIn, check_batch, fingerprint, parse_batch
+from .contract import (
+    BatchIn,
+    SealedBatchIn,
+    check_batch,
+    fingerprint,
+    parse_batch,
+    parse_envelope,
+)
 from .problems import problem
 from .serializers import BatchAnswerSerializer, ProblemSerializer
 from .services import BatchConflict, record_batch
@@ -170,3 +179,87 @@ class BatchUploadView(DeviceView):
             )
 
         return JsonResponse(stored.answer, status=201 if stored.created else 200)
+
+
+class _Refused(Exception):
+    """Roll back (the session counter does not advance) and answer this."""
+
+    def __init__(self, response: HttpResponse):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class SealedBatchUploadView(BatchUploadView):
+    @extend_schema(
+        operation_id="upload_sealed_batch",
+        request={"application/json": SealedBatchIn},
+        responses={
+            201: OpenApiResponse(BatchAnswerSerializer, description="stored"),
+            200: OpenApiResponse(BatchAnswerSerializer, description="already stored"),
+            **{
+                (status, "application/problem+json"): OpenApiResponse(
+                    ProblemSerializer, description=description
+                )
+                for status, description in {
+                    **PROBLEM_RESPONSES,
+                    400: "malformed envelope, tampered ciphertext or invalid batch",
+                    409: "replayed or stale counter, expired or unknown session, "
+                    "or a reused batch_id",
+                }.items()
+            },
+        },
+        tags=["devices"],
+    )
+    def post(self, request: Request) -> HttpResponse:
+        """Upload a batch sealed with a QKD session key (AES-256-GCM); the counter
+        must increase, so a replayed, stale or tampered envelope stores nothing."""
+        body = self.read_json_body(request)
+        if isinstance(body, HttpResponse):
+            return body
+        envelope, problems = parse_envelope(body)
+        if envelope is None:
+            return problem(
+                400,
+                "invalid-envelope",
+                "Bad Request",
+                "the envelope was not stored: fix the fields listed in errors",
+                errors=problems,
+            )
+        try:
+            with transaction.atomic():
+                return self._open_and_store(request.user, envelope)
+        except _Refused as refused:
+            return refused.response
+        except SealedRejected as rejected:
+            if rejected.kind == "envelope-invalid":
+                report_integrity_failure(
+                    device=request.user,
+                    session_id=envelope.session_id,
+                    why=rejected.detail,
+                )
+            return problem(rejected.status, rejected.kind, "Rejected", rejected.detail)
+
+    def _open_and_store(self, device: Device, envelope: SealedBatchIn) -> HttpResponse:
+        plaintext = open_sealed(
+            device=device,
+            session_id=envelope.session_id,
+            counter=envelope.counter,
+            ciphertext=envelope.ciphertext,
+        )
+        batch, problems = parse_batch(plaintext)
+        if batch is not None:
+            problems = check_batch(batch, now=timezone.now())
+        if problems:
+            raise _Refused(
+                problem(
+                    400,
+                    "invalid-batch",
+                    "Bad Request",
+                    "the sealed batch was not stored: fix the fields listed in errors",
+                    errors=problems,
+                )
+            )
+        response = self._store(device, batch)
+        if response.status_code >= 400:
+            raise _Refused(response)
+        return response

@@ -286,3 +286,22 @@ def fingerprint(batch: BatchIn) -> str:
     content = batch.model_dump(mode="json", exclude={"sent_at"})
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class SealedBatchIn(_Strict):
+    """A batch sealed with the session key (security/sealing.py)."""
+
+    session_id: UUID
+    counter: int = Field(
+        ge=1, le=2**64 - 1, description="strictly increasing per session"
+    )
+    ciphertext: str = Field(
+        min_length=24, description="base64 AES-256-GCM of the batch JSON"
+    )
+
+
+def parse_envelope(body: bytes) -> tuple[SealedBatchIn | None, list[Problem]]:
+    try:
+        return SealedBatchIn.model_validate_json(body), []
+    except ValidationError as error:
+        return None, [Problem(_path(e["loc"]), e["msg"]) for e in error.errors()]

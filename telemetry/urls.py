@@ -7,6 +7,11 @@ from . import api, clinician_api
 urlpatterns = [
     path("telemetry/batches", api.BatchUploadView.as_view(), name="telemetry-batches"),
     path(
+        "telemetry/sealed-batches",
+        api.SealedBatchUploadView.as_view(),
+        name="telemetry-sealed-batches",
+    ),
+    path(
         "patients/<int:patient_id>/observations/",
         clinician_api.PatientObservationList.as_view(),
         name="patient-observations",
