@@ -112,6 +112,13 @@ class Stack:
             lambda: f"Daphne did not start:\n{self.daphne.log()}",
         )
 
+    def restart_daphne(self, down_for: float = 0.0) -> None:
+        """Stop Daphne, stay down for ``down_for`` seconds, and start it again on the
+        same port and certificate."""
+        self.daphne.stop()
+        time.sleep(down_for)
+        self.start_daphne()
+
     def start_worker(self) -> None:
         mark = len(self.worker.log()) if self.worker.log_path.exists() else 0
         self.worker.start()

@@ -22,6 +22,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8443)
+        parser.add_argument(
+            "--no-simulate",
+            dest="simulate",
+            action="store_false",
+            help="do not stream the simulated ward (simulate_devices)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
@@ -36,16 +42,38 @@ class Command(BaseCommand):
         daphne = (
             shutil.which("daphne", path=str(Path(sys.executable).parent)) or "daphne"
         )
-        command = [
-            daphne,
-            "-e",
-            daphne_tls_endpoint(port, cert, key),
-            "rpm.asgi:application",
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        commands = [
+            [
+                daphne,
+                "-e",
+                daphne_tls_endpoint(port, cert, key),
+                "rpm.asgi:application",
+            ],
+            [*manage, "run_periodic"],
         ]
-        try:
-            subprocess.run(command, check=True)  # noqa: S603 (our own arguments)
-        except KeyboardInterrupt:
-            self.stdout.write("Stopped.")
+        if options["simulate"]:
+            commands.append(self._simulator(manage, port, cert, demo_file))
+        run_together(commands)
+        self.stdout.write("Stopped.")
+
+    def _simulator(
+        self, manage: list[str], port: int, cert: Path, demo_file: Path
+    ) -> list[str]:
+        """The simulated ward, on the tokens just written (no second rotation); it
+        waits for Daphne to answer, and buffers if it does not."""
+        return [
+            *manage,
+            "simulate_devices",
+            "--tokens",
+            str(demo_file),
+            "--url",
+            f"https://127.0.0.1:{port}",
+            "--ca",
+            str(cert),
+            "--duration",
+            "0",
+        ]
 
     def _certificate(self) -> tuple[Path, Path]:
         cert = os.environ.get("TLS_CERT_FILE")
