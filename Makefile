@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MPLBACKEND := Agg
 
-.PHONY: demo test lint unit integration run bench venv clean
+.PHONY: demo test lint run bench venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -20,6 +20,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	DEBUG=true $(BIN)/python manage.py migrate --noinput -v0
 	DEBUG=true $(BIN)/python manage.py demo --port 8443
+
+# Production-style on one machine: Daphne, a Celery worker and celery beat as separate
+# processes (Procfile), on the PostgreSQL and Redis named by DATABASE_URL and REDIS_URL.
+run: $(STAMP)
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make run needs DATABASE_URL and REDIS_URL"; exit 1; }
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -36,6 +44,19 @@ else
 	@if [ "$$CI" = "true" ]; then echo "CI=true but DATABASE_URL/REDIS_URL are not set: the integration suite cannot be skipped in CI"; exit 1; fi
 	@echo "Integration suite skipped: set DATABASE_URL (PostgreSQL) and REDIS_URL (Redis) to run it."
 endif
+
+# Every benchmark; each prints its figures and ends with one JSON line. The server
+# benchmarks need PostgreSQL and Redis (defaults: this machine's, as in .ci/run).
+BENCH_DB ?= postgres://postgres@127.0.0.1:5432/rpm
+BENCH_REDIS ?= redis://127.0.0.1:6379/0
+bench: $(STAMP)
+	$(BIN)/python bench/ecg_speed.py
+	$(BIN)/python bench/ecg_accuracy.py
+	$(BIN)/python bench/qkd.py
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DB)} REDIS_URL=$${REDIS_URL:-$(BENCH_REDIS)} \
+		$(BIN)/python bench/ingest.py
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DB)} REDIS_URL=$${REDIS_URL:-$(BENCH_REDIS)} \
+		$(BIN)/python bench/alert_latency.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

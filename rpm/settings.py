@@ -151,7 +151,7 @@ else:
 
 # Celery. Without a broker the tasks run in-process, eagerly, after the commit that
 # queued them (delay_on_commit), which keeps the embedded default honest.
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = TASKS_IN_PROCESS
 # A failing in-process task must not turn a stored upload into a 500: the sweep
