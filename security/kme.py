@@ -201,7 +201,8 @@ def dec_keys(
             raise KmeError(400, "one or more keys specified are not found on KME")
         if any(k.slave_sae != slave.sae_id for k in keys):
             raise KmeError(401, "")  # not named as the slave in enc_keys
-        delivered = [_delivered(k) for k in keys]
+        by_id = {k.key_id: k for k in keys}
+        delivered = [_delivered(by_id[key_id]) for key_id in wanted]  # as asked
         QkdKey.objects.filter(pk__in=[k.pk for k in keys]).delete()
     return delivered
 
