@@ -3,10 +3,21 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import api, views
 
 urlpatterns = [
     path("", views.ward, name="ward"),
+    path("ward/rows/", views.ward_rows_fragment, name="ward-rows"),
+    path("patients/<int:patient_id>/", views.patient_page, name="patient"),
+    path(
+        "patients/<int:patient_id>/alerts/",
+        views.patient_alerts_fragment,
+        name="patient-alerts",
+    ),
+    path("patients/<int:patient_id>/notes/", views.add_note, name="patient-notes"),
+    path("patients/<int:patient_id>/trends.json", api.trends, name="patient-trends"),
+    path("dashboard/directory.json", api.directory, name="patient-directory"),
+    path("dashboard/keepalive/", api.keepalive, name="keepalive"),
     path(
         "login/",
         auth_views.LoginView.as_view(
