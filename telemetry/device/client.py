@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from .buffer import Buffer, Limits, Pending, StoredBatch
-from .transport import PlainJson, Sealer, https_session
+from .transport import Link, PlainJson, Sealer, https_session
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ class DeviceClient:
         on_dead_letter: Callable[[DeadLetter], None] | None = None,
         sealer: Sealer | None = None,
     ) -> None:
-        self.url = url.rstrip("/") + UPLOAD_PATH
+        self.base_url = url.rstrip("/")
+        self.url = self.base_url + UPLOAD_PATH
         self._token = token
         self._buffer = Buffer(buffer_path)
         self._limits = Limits(observations=max_batch_observations)
@@ -108,6 +109,9 @@ class DeviceClient:
         self._clock = clock  # the device's clock: it stamps sent_at
         self._on_dead_letter = on_dead_letter
         self._sealer = sealer or PlainJson()
+        self._sealer.bind(
+            Link(self._session, self.base_url, token, timeout_s), self._buffer
+        )
         self._rng = random.Random()  # noqa: S311 (jitter, not secrecy)
 
     # --- producing ---
@@ -187,6 +191,8 @@ class DeviceClient:
         if 200 <= status < 300:
             self._buffer.delivered(batch)
             return FlushReport(delivered=status == 201, duplicates=status != 201)
+        if self._sealer.refused(response):
+            return self._retry(batch, f"sealed upload refused ({status})", None)
         if status == TOO_LARGE and self._buffer.split(batch):
             log.warning("batch %s too large: split in two", batch.batch_id)
             return FlushReport()
@@ -198,8 +204,9 @@ class DeviceClient:
         body = {**batch.body, "sent_at": iso(self._clock())}
         sealed = self._sealer.seal(json.dumps(body, separators=(",", ":")).encode())
         headers = {"Authorization": f"Bearer {self._token}", **sealed.headers}
+        url = self.base_url + sealed.path if sealed.path else self.url
         return self._session.post(
-            self.url, data=sealed.body, headers=headers, timeout=self._timeout
+            url, data=sealed.body, headers=headers, timeout=self._timeout
         )
 
     def _retry(

@@ -48,23 +48,45 @@ class PinnedAdapter(HTTPAdapter):
 class Sealed:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    path: str | None = None  # None: the plain upload endpoint
+
+
+@dataclass(frozen=True)
+class Link:
+    """What a sealer needs to talk to the server besides the upload itself."""
+
+    http: requests.Session
+    base_url: str
+    token: str
+    timeout_s: float
 
 
 class Sealer(Protocol):
     """Turns the JSON body of one attempt into what goes on the wire.
 
-    The seam for sealed uploads (QKD session keys): a sealer may encrypt and
-    authenticate the body and add the headers the server needs to open it.
+    ``bind`` gives it the client's connection and state store; ``refused`` lets it
+    claim a refusal it can fix itself (a session to renew): the client then retries
+    the batch instead of giving it up.
     """
 
+    def bind(self, link: Link, state: Any) -> None: ...
+
     def seal(self, body: bytes) -> Sealed: ...
+
+    def refused(self, response: requests.Response) -> bool: ...
 
 
 class PlainJson:
     """No sealing: the body as it is, over TLS."""
 
+    def bind(self, link: Link, state: Any) -> None:
+        return None
+
     def seal(self, body: bytes) -> Sealed:
         return Sealed(body, {"Content-Type": "application/json"})
+
+    def refused(self, response: requests.Response) -> bool:
+        return False
 
 
 def https_session(ca_file: str | None, pin_sha256: str | None) -> requests.Session:

@@ -186,3 +186,51 @@ def test_a_revoked_token_sends_the_batch_to_the_dead_letters(stack, device, tmp_
     assert [letter.status for letter in letters] == [401]
     assert letters[0].problem["status"] == 401
     assert client.pending().batches == 0
+
+
+def test_sealed_uploads_over_a_qkd_session_arrive_exactly_once(stack, device, tmp_path):
+    from security import kme
+    from security.models import DeviceSession
+    from telemetry.device.qkd import QkdSealer
+
+    kme.fill_pools(kme.default_link(), os.urandom(32 * 4))
+    client = DeviceClient(
+        stack.base_url,
+        device.token,
+        tmp_path / "sealed.sqlite3",
+        ca_file=str(stack.cert),
+        sealer=QkdSealer(device_serial=device.device.serial),
+    )
+    for n in range(30):
+        client.add_observation("8867-4", 60 + n, "/min", datetime.now(UTC))
+        if n % 10 == 9:
+            client.flush_once()
+    assert client.pending().batches == 0
+    session = DeviceSession.objects.get()
+    assert session.hybrid
+    assert session.batches == Batch.objects.count() == 3
+    assert Observation.objects.count() == 30
+
+
+def test_sealed_uploads_fall_back_to_tls_while_the_link_is_compromised(
+    stack, device, tmp_path
+):
+    from security import kme
+    from security.models import DeviceSession, QkdLink
+    from telemetry.device.qkd import QkdSealer
+
+    link = kme.default_link()
+    kme.fill_pools(link, os.urandom(32 * 4))
+    QkdLink.objects.filter(pk=link.pk).update(status=QkdLink.Status.COMPROMISED)
+    client = DeviceClient(
+        stack.base_url,
+        device.token,
+        tmp_path / "fallback.sqlite3",
+        ca_file=str(stack.cert),
+        sealer=QkdSealer(device_serial=device.device.serial),
+    )
+    client.add_observation("8867-4", 70, "/min", datetime.now(UTC))
+    client.flush_once()
+    assert client.pending().batches == 0
+    assert Observation.objects.count() == 1
+    assert not DeviceSession.objects.exists()

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from telemetry.device import DeviceClient, FlushReport
+from telemetry.device.qkd import QkdSealer
 from telemetry.device.transport import https_session
 from telemetry.simulator.replay import ReplayStream, load_record
 from telemetry.simulator.scenarios import SCENARIOS, Scenario, assign
@@ -86,6 +87,11 @@ class Command(BaseCommand):
         parser.add_argument("--buffer-dir", help="default: var/sim")
         parser.add_argument("--wait", type=float, default=60.0, help="for the server")
         parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument(
+            "--sealed",
+            action="store_true",
+            help="seal uploads with QKD session keys (hybrid with ML-KEM-768)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tokens = self._tokens(options["tokens"], options["patients"])
@@ -162,6 +168,7 @@ class Command(BaseCommand):
                 pin_sha256=options["pin"],
                 timeout_s=10.0,
                 clock=_device_clock(scenario.clock_offset_s if role == "HUB" else 0.0),
+                sealer=_sealer(options, f"DEMO-{role}-{mrn[-3:]}"),
             )
             for role, token in tokens.items()
         }
@@ -240,3 +247,7 @@ class Command(BaseCommand):
             f"  dead {tally.dead}  offline {sum(not b.online for b in beds)}"
             f"  alerts expected for {alerting}/{len(beds)} patients"
         )
+
+
+def _sealer(options: dict[str, Any], serial: str) -> QkdSealer | None:
+    return QkdSealer(device_serial=serial) if options["sealed"] else None
