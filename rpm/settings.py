@@ -143,7 +143,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "rpm"},
+            # redis-py 8 times reads out after 5 s by default, exactly as long as
+            # channels-redis blocks in BZPOPMIN: an idle socket's consumer would die
+            # with 1011 every few seconds. A longer read timeout still notices a
+            # dead Redis.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "prefix": "rpm",
+            },
         }
     }
 else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -60,6 +61,27 @@ def test_the_alert_socket_carries_messages_through_redis(stack, clinician):
             },
         )
         assert json.loads(ws.recv(timeout=10)) == {"type": "test", "n": 1}
+
+
+def test_an_idle_alert_socket_stays_open_and_still_delivers(stack, clinician):
+    """redis-py 8 times reads out after 5 s, as long as channels-redis blocks: an
+    idle consumer used to die with 1011 within seconds (see CHANNEL_LAYERS)."""
+    token = sign_in(stack, "clinician")
+    headers = {"Authorization": f"Token {token}", "Origin": stack.base_url}
+    with connect(
+        stack.ws_url + "/ws/alerts/",
+        additional_headers=headers,
+        ssl=stack.ssl_context(),
+        open_timeout=10,
+    ) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+        time.sleep(12)
+        layer = RedisChannelLayer(hosts=[redis_test_url()], prefix="rpm")
+        async_to_sync(layer.group_send)(
+            staff_group(clinician.pk),
+            {"type": "alert.event", "payload": {"type": "test", "n": 2}},
+        )
+        assert json.loads(ws.recv(timeout=10)) == {"type": "test", "n": 2}
 
 
 def test_the_alert_socket_refuses_a_forged_token(stack, clinician):
