@@ -252,16 +252,19 @@ def test_code_selects_readings_by_loinc_or_mdc_with_or_without_system(
 
 
 def test_date_bounds_the_search(signed_in, client, device, patient):
+    # One anchor for every time, so the bounds sit exactly where the readings are.
+    anchor = minutes_ago(0)
+    at = {n: anchor - timedelta(minutes=n) for n in (1, 5, 6, 9)}
     upload(
         client,
         device,
-        [reading("8867-4", 60 + n, "/min", minutes_ago(n)) for n in (1, 5, 9)],
+        [reading("8867-4", 60 + n, "/min", at[n]) for n in (1, 5, 9)],
     )
     response = signed_in.get(
         URL,
         {
             "patient": patient.pk,
-            "date": [f"ge{iso(minutes_ago(6))}", f"lt{iso(minutes_ago(1))}"],
+            "date": [f"ge{iso(at[6])}", f"lt{iso(at[1])}"],
         },
     )
     body = bundle_of(response)
