@@ -27,6 +27,9 @@ run: $(STAMP)
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make run needs DATABASE_URL and REDIS_URL"; exit 1; }
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
+	@# Metrics files of processes from an earlier run (docs/deploy.md, "Metrics").
+	metrics="$${PROMETHEUS_MULTIPROC_DIR:-$${RPM_VAR_DIR:-var}/metrics}"; \
+		if [ -d "$$metrics" ]; then find "$$metrics" -maxdepth 1 -name '*.db' -delete; fi
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
 lint: $(STAMP)

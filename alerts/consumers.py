@@ -12,6 +12,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from rpm import metrics
+
 # Anyone who may not listen is closed with 4403 before joining any group.
 CLOSE_FORBIDDEN = 4403
 
@@ -22,6 +24,10 @@ def staff_group(user_id: int) -> str:
 
 def patient_group(patient_id: int) -> str:
     return f"patient.{patient_id}"
+
+
+def stream_of(group: str) -> str:
+    return group.split(".", 1)[0]  # "staff" or "patient": never the id
 
 
 def _staff(scope: dict) -> Any:
@@ -44,10 +50,12 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.group = group
         await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        metrics.websocket_opened(stream_of(group))
         await self.send_json(hello)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
+            metrics.websocket_closed(stream_of(self.group))
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:

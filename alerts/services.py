@@ -8,6 +8,7 @@ pushed to the clinicians' sockets only after the commit.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from patients.models import Device, Patient, User
+from rpm import metrics
 from security.audit import record_event
 
 from . import stream
@@ -25,6 +27,8 @@ from .models import Alert, AlertEvent, Condition, Sequence, Snooze
 from .rules import KINDS, PRIORITY_RANK, Clear, Finding, Outcome
 
 TIER_NAMES = ("care team", "charge nurse", "admin")
+
+log = logging.getLogger(__name__)
 
 
 class AlertActionError(Exception):
@@ -119,7 +123,33 @@ def _raise(subject: Subject, finding: Finding, since: datetime) -> Alert:
         next_escalation_at=escalation,
     )
     _event(alert, "raised")
+    transaction.on_commit(lambda: _announce(alert))  # only alerts that exist
     return alert
+
+
+def _announce(alert: Alert) -> None:
+    """Log and count a new alert, with ids only (the request ID comes from the
+    context: the upload whose batch raised it)."""
+    log.info(
+        "alert %s raised: %s %s",
+        alert.pk,
+        alert.priority,
+        alert.kind,
+        extra={
+            "alert_id": alert.pk,
+            "kind": alert.kind,
+            "priority": alert.priority,
+            "patient_id": alert.patient_id,
+            "device_id": alert.device_id,
+        },
+    )
+    metrics.alert_raised(
+        kind=alert.kind,
+        category=alert.category,
+        priority=alert.priority,
+        data_time=alert.condition_last_at,
+        at=alert.raised_at,
+    )
 
 
 def _repeat(alert: Alert, finding: Finding) -> Alert:

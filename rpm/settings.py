@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from rpm.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("RPM_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -67,6 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: the request ID and the latency cover everything below it.
+    "rpm.middleware.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -189,7 +193,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "security.tasks.run_qkd_link",
         "schedule": float(os.environ.get("QKD_RUN_INTERVAL_S", "60")),
     },
+    "apply-retention": {
+        "task": "telemetry.tasks.apply_retention",
+        "schedule": float(os.environ.get("RETENTION_INTERVAL_S", "3600")),
+    },
 }
+# Celery's own logging would replace LOGGING in workers: see rpm/celery.py.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Retention (telemetry/retention.py): raw ECG and raw vital signs older than these
+# are dropped, vital signs after being summarised per minute and per hour. Each run
+# deletes at most RETENTION_MAX_ROWS_PER_RUN rows, in transactions of at most
+# RETENTION_CHUNK_ROWS, so it never holds long locks; the next run goes on.
+ECG_RETENTION_DAYS = int(os.environ.get("ECG_RETENTION_DAYS", "30"))
+VITALS_RETENTION_DAYS = int(os.environ.get("VITALS_RETENTION_DAYS", "400"))
+RETENTION_MAX_ROWS_PER_RUN = int(os.environ.get("RETENTION_MAX_ROWS_PER_RUN", "200000"))
+RETENTION_CHUNK_ROWS = int(os.environ.get("RETENTION_CHUNK_ROWS", "5000"))
 
 _VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [
@@ -291,15 +310,26 @@ LOGIN_FAILURE_WINDOW_S = int(os.environ.get("LOGIN_FAILURE_WINDOW_S", "900"))
 # A program's clinician token lasts one long shift.
 CLINICIAN_TOKEN_TTL_S = int(os.environ.get("CLINICIAN_TOKEN_TTL_S", str(12 * 3600)))
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-}
+# Logs: one JSON object per line with the request ID (rpm/logs.py); a plain line
+# with the request ID for a developer's terminal (DEBUG), unless LOG_FORMAT says.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain" if DEBUG else "json")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO"))
+
+# Operations (docs/deploy.md). /metrics answers a bearer METRICS_TOKEN or a staff
+# session. Processes that share PROMETHEUS_MULTIPROC_DIR add their counters up;
+# with Celery workers it defaults to var/metrics, set before any metric exists.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+if not TASKS_IN_PROCESS and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(VAR_DIR / "metrics")
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+# A host with workers and no Daphne serves its worker metrics on this port.
+WORKER_METRICS_PORT = int(os.environ.get("WORKER_METRICS_PORT", "0"))
+WORKER_METRICS_ADDRESS = os.environ.get("WORKER_METRICS_ADDRESS", "127.0.0.1")
+# /readyz: at most this many batches may wait over a minute for analysis, and no
+# dependency may take longer than the timeout to answer.
+READY_BACKLOG_LIMIT = int(os.environ.get("READY_BACKLOG_LIMIT", "200"))
+READY_CHECK_TIMEOUT_S = float(os.environ.get("READY_CHECK_TIMEOUT_S", "2"))
 
 # Production hardening: on whenever DEBUG is off.
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -311,9 +341,10 @@ SESSION_COOKIE_HTTPONLY = True
 # SESSION_COOKIE_AGE in any case.
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
 SESSION_IDLE_TIMEOUT_S = int(os.environ.get("SESSION_IDLE_TIMEOUT_S", "900"))
+# Probes speak plain HTTP to the process (a load balancer, an orchestrator).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
@@ -333,6 +364,8 @@ def refuse_unsafe_production() -> None:
         problems.append(
             "set REDIS_URL: production runs tasks in separate Celery workers"
         )
+    if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+        problems.append("set METRICS_TOKEN to at least 32 random characters, or unset")
     if problems:
         raise ImproperlyConfigured("DEBUG is off, so: " + "; ".join(problems))
 

@@ -4,10 +4,18 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from .exposition import metrics_view
+from .health import healthz, readyz
+
 admin.site.site_header = "Remote patient monitoring — administration"
 admin.site.site_title = "RPM admin"
 
 urlpatterns = [
+    # Operations: unauthenticated probes (exempt from the HTTPS redirect) and the
+    # Prometheus scrape (a token or an admin session); see docs/deploy.md.
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("patients.urls")),
     path("api/v1/", include("telemetry.urls")),

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from patients.auth import DeviceTokenAuthentication
 from patients.models import Device, Patient
+from rpm import metrics
 from security.services import SealedRejected, open_sealed, report_integrity_failure
 
 from .contract import (
@@ -75,6 +76,13 @@ class DeviceView(APIView):
     permission_classes = [IsAssignedDevice]
     throttle_classes = [DeviceRateThrottle]
     parser_classes: list = []
+
+    def finalize_response(
+        self, request: Request, response: HttpResponse, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        metrics.count_upload(response)  # every answer: stored, duplicate or refused
+        return response
 
     def handle_exception(self, exc: Exception) -> HttpResponse:
         if not isinstance(exc, exceptions.APIException):
@@ -177,7 +185,11 @@ class BatchUploadView(DeviceView):
                 f"batch_id {batch.batch_id} was already used for a different "
                 "batch: use a new UUID for every batch",
             )
-
+        if stored.created:
+            metrics.count_readings(
+                observations=stored.answer["observations"],
+                ecg_segments=stored.answer["ecg_segments"],
+            )
         return JsonResponse(stored.answer, status=201 if stored.created else 200)
 
 

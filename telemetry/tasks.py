@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import processing, services
+from . import processing, retention, services
 
 TRANSIENT = (OperationalError, InterfaceError)
 
@@ -20,3 +20,14 @@ def process_batch(batch_pk: int) -> None:
 @shared_task
 def sweep_unprocessed_batches() -> int:
     return services.requeue_stale_batches()
+
+
+@shared_task
+def apply_retention() -> dict[str, int]:
+    """Summarise and drop vital signs, drop ECG, past their retention (bounded)."""
+    report = retention.apply_retention()
+    return {
+        "vitals_dropped": report.vitals_dropped,
+        "summaries_written": report.summaries_written,
+        "ecg_dropped": report.ecg_dropped,
+    }

@@ -1,0 +1,139 @@
+"""Counters and histograms that processes write as things happen.
+
+Daphne processes and Celery workers are separate processes, so with
+``PROMETHEUS_MULTIPROC_DIR`` set (rpm/settings.py sets it whenever tasks run in
+workers) prometheus-client keeps every value in a per-process file in that
+directory, and ``/metrics`` adds them up (rpm/exposition.py). Figures that the
+database already knows (backlog, open alerts, devices, QKD) are not counted here:
+they are read at scrape time (rpm/collectors.py), so they are right whichever
+process changed them.
+
+Every hook is a few dictionary lookups and a write to a memory map: cheap enough
+for the upload path.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from django.http import HttpResponse
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+TASK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+ALERT_DELAY_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
+
+UPLOADS = Counter(
+    "rpm_uploads",
+    "Device uploads answered, by outcome: stored, duplicate, or the problem type "
+    "of the refusal (invalid-batch, too-large, rate-limited, replayed, ...)",
+    ["outcome"],
+)
+READINGS = Counter(
+    "rpm_readings_ingested",
+    "Readings stored from device uploads (each counted once, retries not)",
+    ["type"],
+)
+REQUEST_LATENCY = Histogram(
+    "rpm_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route name, method and status class",
+    ["route", "method", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+TASKS = Counter(
+    "rpm_tasks", "Celery tasks finished, by task and state", ["task", "state"]
+)
+TASK_RUNTIME = Histogram(
+    "rpm_task_duration_seconds",
+    "Time a Celery task ran",
+    ["task"],
+    buckets=TASK_BUCKETS,
+)
+TASK_WAIT = Histogram(
+    "rpm_task_queue_wait_seconds",
+    "Time from queueing a task to a worker starting it",
+    ["task"],
+    buckets=TASK_BUCKETS,
+)
+WEBSOCKETS = Gauge(
+    "rpm_websocket_connections",
+    "Open WebSocket connections, by stream (staff alerts, patient)",
+    ["stream"],
+    # Summed over the live processes; a dead process's share is dropped at the
+    # next scrape (rpm/exposition.py).
+    multiprocess_mode="livesum",
+)
+ALERTS_RAISED = Counter(
+    "rpm_alerts_raised", "Alerts raised, by kind and priority", ["kind", "priority"]
+)
+ALERT_DELAY = Histogram(
+    "rpm_alert_raise_delay_seconds",
+    "Physiological alerts: from the measurement time of the reading that raised the "
+    "alert to the alert being raised (device buffering, upload and processing; "
+    "not the rule's own persistence delay)",
+    ["kind"],
+    buckets=ALERT_DELAY_BUCKETS,
+)
+
+
+def count_upload(response: HttpResponse) -> None:
+    """Count a device upload's answer: 201 stored, 200 duplicate, else the kind of
+    problem the refusal names."""
+    status = response.status_code
+    if status == 201:
+        outcome = "stored"
+    elif status == 200:
+        outcome = "duplicate"
+    else:
+        outcome = _problem_kind(response) or f"http-{status}"
+    UPLOADS.labels(outcome).inc()
+
+
+def _problem_kind(response: HttpResponse) -> str | None:
+    # Only refusals get here, and their bodies are a few hundred bytes.
+    if not response.get("Content-Type", "").startswith("application/problem+json"):
+        return None
+    try:
+        kind = json.loads(response.content).get("type", "")
+    except (ValueError, AttributeError):
+        return None
+    return kind.rsplit("/", 1)[-1] or None
+
+
+def count_readings(*, observations: int, ecg_segments: int) -> None:
+    READINGS.labels("vital").inc(observations)
+    READINGS.labels("ecg_segment").inc(ecg_segments)
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    REQUEST_LATENCY.labels(route, method, f"{status // 100}xx").observe(seconds)
+
+
+def websocket_opened(stream: str) -> None:
+    WEBSOCKETS.labels(stream).inc()
+
+
+def websocket_closed(stream: str) -> None:
+    WEBSOCKETS.labels(stream).dec()
+
+
+def task_started(task: str, waited_s: float | None) -> None:
+    if waited_s is not None:
+        TASK_WAIT.labels(task).observe(max(waited_s, 0.0))
+
+
+def task_finished(task: str, state: str, ran_s: float | None) -> None:
+    TASKS.labels(task, state).inc()
+    if ran_s is not None:
+        TASK_RUNTIME.labels(task).observe(ran_s)
+
+
+def alert_raised(
+    *, kind: str, category: str, priority: str, data_time: datetime, at: datetime
+) -> None:
+    ALERTS_RAISED.labels(kind, priority).inc()
+    # Only physiological alerts come from a measured reading; technical and
+    # security findings are timed by the server's own clock.
+    if category == "physiological":
+        ALERT_DELAY.labels(kind).observe(max((at - data_time).total_seconds(), 0.0))
