@@ -153,7 +153,7 @@ if REDIS_URL:
             # dead Redis.
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
-                "prefix": "rpm",
+                "prefix": os.environ.get("CHANNEL_PREFIX", "rpm"),
             },
         }
     }
@@ -174,6 +174,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Several deployments (or test runs) may share one Redis: each names its own queue.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
 # Periodic work: celery beat in production, `manage.py run_periodic` in the embedded
 # default (make demo), both from this one schedule.
 CELERY_BEAT_SCHEDULE = {

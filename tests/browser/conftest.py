@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from django.db import connection
 
 from tests.conftest import INTEGRATION_HINT, integration_configured
-from tests.integration.stack import Stack, build_stack, redis_test_url
+from tests.integration.stack import Stack, build_stack
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -47,7 +46,6 @@ def _skip_or_fail(reason: str) -> None:
 def browser_stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator:
     if not integration_configured():
         _skip_or_fail(INTEGRATION_HINT)
-    redis.Redis.from_url(redis_test_url()).flushdb()
     with django_db_blocker.unblock():
         db_name = connection.settings_dict["NAME"]
     running = build_stack(tmp_path_factory.mktemp("browser-stack"), db_name)

@@ -1,16 +1,14 @@
 from __future__ import annotations
 
 import pytest
-import redis
 from django.db import connection
 
-from .stack import build_stack, redis_test_url
+from .stack import build_stack
 
 
 @pytest.fixture(scope="session")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     """Daphne and a Celery worker, up for the whole integration session."""
-    redis.Redis.from_url(redis_test_url()).flushdb()
     with django_db_blocker.unblock():
         db_name = connection.settings_dict["NAME"]
     running = build_stack(tmp_path_factory.mktemp("stack"), db_name)

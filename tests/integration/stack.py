@@ -25,6 +25,18 @@ BIN = Path(sys.executable).parent
 REDIS_TEST_DB = 15
 
 
+# This run's own Celery queue and channel-layer prefix: runs side by side on one
+# Redis (developers, CI) never take each other's tasks or messages.
+RUN_ID = f"itest{os.getpid()}"
+
+
+def channel_layer():
+    """A client of the stack's channel layer, as the servers configure it."""
+    from channels_redis.core import RedisChannelLayer
+
+    return RedisChannelLayer(hosts=[redis_test_url()], prefix=RUN_ID)
+
+
 def redis_test_url() -> str:
     parts = urlsplit(os.environ["TEST_REDIS_URL"])
     return urlunsplit(parts._replace(path=f"/{REDIS_TEST_DB}"))
@@ -142,11 +154,13 @@ class Stack:
         self.daphne.stop()
 
     def flush_queue(self) -> None:
-        redis.Redis.from_url(self.env["REDIS_URL"]).delete("celery")
+        redis.Redis.from_url(self.env["REDIS_URL"]).delete(self.env["CELERY_QUEUE"])
 
     def run_task(self, task, *args) -> None:
         """Send a task to the real broker, as celery beat would."""
-        task.apply_async(args=args, connection=self.broker())
+        task.apply_async(
+            args=args, connection=self.broker(), queue=self.env["CELERY_QUEUE"]
+        )
 
     def broker(self):
         from rpm.celery import app
@@ -174,6 +188,8 @@ def build_stack(workdir: Path, db_name: str) -> Stack:
         "DEBUG": "true",
         "RPM_VAR_DIR": str(workdir / "var"),
         "MPLBACKEND": "Agg",
+        "CELERY_QUEUE": RUN_ID,
+        "CHANNEL_PREFIX": RUN_ID,
     }
     env.pop("TEST_REDIS_URL", None)
     daphne = Process(

@@ -7,14 +7,13 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels_redis.core import RedisChannelLayer
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from alerts.consumers import staff_group
 from tests.conftest import PASSWORD
 
-from .stack import redis_test_url
+from .stack import channel_layer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +51,7 @@ def test_the_alert_socket_carries_messages_through_redis(stack, clinician):
         open_timeout=10,
     ) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "hello"
-        layer = RedisChannelLayer(hosts=[redis_test_url()], prefix="rpm")
+        layer = channel_layer()
         async_to_sync(layer.group_send)(
             staff_group(clinician.pk),
             {
@@ -76,7 +75,7 @@ def test_an_idle_alert_socket_stays_open_and_still_delivers(stack, clinician):
     ) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "hello"
         time.sleep(12)
-        layer = RedisChannelLayer(hosts=[redis_test_url()], prefix="rpm")
+        layer = channel_layer()
         async_to_sync(layer.group_send)(
             staff_group(clinician.pk),
             {"type": "alert.event", "payload": {"type": "test", "n": 2}},

@@ -95,7 +95,8 @@ def test_daphne_serves_metrics_written_by_itself_and_by_the_worker(
     )
     assert latency >= 2
     assert value(samples, "rpm_metrics_source_up", source="broker") == 1
-    assert ("rpm_task_queue_length", frozenset({("queue", "celery")})) in samples
+    queue = stack.env["CELERY_QUEUE"]
+    assert ("rpm_task_queue_length", frozenset({("queue", queue)})) in samples
 
 
 def test_the_worker_log_names_the_upload_that_queued_its_task(stack, device):
