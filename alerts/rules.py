@@ -252,6 +252,22 @@ def _side(
 # --- NEWS2 ---
 
 
+# The NEWS2 chart's parameters as a clinician reads them.
+NEWS2_LABELS = {
+    "respiration_rate": "respiration rate",
+    "spo2": "SpO2",
+    "air_or_oxygen": "air or oxygen",
+    "systolic_bp": "systolic BP",
+    "pulse": "pulse",
+    "consciousness": "consciousness",
+    "temperature": "temperature",
+}
+
+
+def _label(parameter: str) -> str:
+    return NEWS2_LABELS.get(parameter, parameter)
+
+
 def news2_outcome(
     *,
     total: int,
@@ -268,13 +284,13 @@ def news2_outcome(
     }.get(risk)  # type: ignore[assignment]
     if priority is None:
         return Clear("news2", at)
-    threes = [name for name, points in subscores.items() if points == 3]
+    threes = [_label(name) for name, points in subscores.items() if points == 3]
     why = f"NEWS2 {total} ({risk})"
     if risk == "low-medium":
         why += f": {', '.join(threes)} scored 3"
     missing = list(missing)
     if missing:
-        why += f"; partial score, not measured: {', '.join(missing)}"
+        why += f"; partial score, not measured: {', '.join(map(_label, missing))}"
     return Finding(
         "news2",
         priority,

@@ -280,7 +280,7 @@ DEVICE_RATE = os.environ.get("DEVICE_RATE", "120/min")
 # (from a device reporting at least every NEWS2_STREAMING_INTERVAL_S) for a minute.
 NEWS2_SPOT_WINDOW_S = int(os.environ.get("NEWS2_SPOT_WINDOW_S", "3600"))
 NEWS2_CONTINUOUS_WINDOW_S = int(os.environ.get("NEWS2_CONTINUOUS_WINDOW_S", "60"))
-NEWS2_STREAMING_INTERVAL_S = int(os.environ.get("NEWS2_STREAMING_INTERVAL_S", "60"))
+NEWS2_STREAMING_INTERVAL_S = int(os.environ.get("NEWS2_STREAMING_INTERVAL_S", "15"))
 
 # Alerts: unacknowledged high and medium alerts escalate (care team → charge nurse →
 # admin) after these delays; a device is stale after its interval plus the grace.

@@ -110,6 +110,8 @@ def test_late_data_rescores_the_period_it_belongs_to(device):
 
 
 def test_a_streamed_reading_counts_for_a_minute_only(device):
+    device.device.expected_interval_s = 5  # a wearable streaming every 5 s
+    device.device.save()
     t = now() - timedelta(minutes=30)
     first = store(device, observations=[obs("9279-1", 26, "/min", t)], ecg=[])
     process_batch(first.pk)
@@ -180,3 +182,18 @@ def test_a_segment_under_five_seconds_is_marked_too_short(device):
     process_batch(stored.pk)
     assert EcgSegment.objects.get().state == EcgSegment.State.TOO_SHORT
     assert not EcgAnalysis.objects.exists()
+
+
+def test_a_reading_from_a_device_reporting_every_minute_counts_as_a_spot_check(device):
+    assert device.device.expected_interval_s == 60
+    t = now() - timedelta(minutes=30)
+    first = store(device, observations=[obs("9279-1", 26, "/min", t)], ecg=[])
+    process_batch(first.pk)
+    later = store(
+        device,
+        observations=[obs("8867-4", 72, "/min", t + timedelta(minutes=2))],
+        ecg=[],
+    )
+    process_batch(later.pk)
+    score = News2Score.objects.get(as_of=t + timedelta(minutes=2))
+    assert score.subscores["respiration_rate"] == 3
