@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MPLBACKEND := Agg
 
-.PHONY: demo test lint run bench venv clean
+.PHONY: demo test lint run bench venv clean soak fuzz
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -60,6 +60,17 @@ bench: $(STAMP)
 		$(BIN)/python bench/ingest.py
 	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DB)} REDIS_URL=$${REDIS_URL:-$(BENCH_REDIS)} \
 		$(BIN)/python bench/alert_latency.py
+
+# Faults at soak size: 100,000 readings through worker kills and restarts of Redis,
+# Daphne and PostgreSQL (throwaway servers of its own), then the exactly-once checks.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
+
+# The schema fuzzing of the suite, longer and over every operation.
+FUZZ_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL DEBUG=true FUZZ_ALL=1 FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		$(BIN)/pytest -p no:cacheprovider tests/test_schemathesis.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status, viewsets
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
+from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +22,7 @@ from .models import Alert, AlertEvent
 from .serializers import (
     AcknowledgeSerializer,
     AlertEventSerializer,
+    AlertListSerializer,
     AlertSerializer,
     CommentSerializer,
     ResolveSerializer,
@@ -25,6 +30,15 @@ from .serializers import (
 )
 
 FILTERS = ("state", "priority", "kind", "category")
+UNAUTHENTICATED = OpenApiResponse(description="not signed in")
+NOT_FOUND = OpenApiResponse(description="no such alert among the caller's patients")
+REFUSED = {
+    401: UNAUTHENTICATED,
+    404: NOT_FOUND,
+    400: OpenApiResponse(description="the request body is not valid"),
+    409: OpenApiResponse(description="the alert's state does not allow this"),
+    415: OpenApiResponse(description="send application/json"),
+}
 MAX_CATCH_UP = 500
 
 
@@ -39,6 +53,7 @@ def visible_alerts(user: Any) -> QuerySet[Alert]:
 
 class AlertViewSet(viewsets.GenericViewSet):
     serializer_class = AlertSerializer
+    pagination_class = None  # list answers {results, max_seq, more}, not pages
 
     def get_queryset(self) -> QuerySet[Alert]:
         if getattr(self, "swagger_fake_view", False):
@@ -57,14 +72,11 @@ class AlertViewSet(viewsets.GenericViewSet):
             OpenApiParameter("patient", int),
             *(OpenApiParameter(name, str) for name in FILTERS),
         ],
-        responses=inline_serializer(
-            "AlertList",
-            {
-                "results": AlertSerializer(many=True),
-                "max_seq": serializers.IntegerField(),
-                "more": serializers.BooleanField(),
-            },
-        ),
+        responses={
+            200: AlertListSerializer,
+            400: OpenApiResponse(description="a filter is not a whole number"),
+            401: UNAUTHENTICATED,
+        },
     )
     def list(self, request: Request) -> Response:
         """Alerts of the caller's patients. Without ``after_seq``: open alerts
@@ -87,10 +99,19 @@ class AlertViewSet(viewsets.GenericViewSet):
             }
         )
 
+    @extend_schema(
+        responses={200: AlertSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND}
+    )
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(services.snapshot(self.get_object()))
 
-    @extend_schema(responses=AlertEventSerializer(many=True))
+    @extend_schema(
+        responses={
+            200: AlertEventSerializer(many=True),
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+        }
+    )
     @action(detail=True, methods=["get"])
     def events(self, request: Request, pk: str) -> Response:
         alert = self.get_object()
@@ -98,25 +119,39 @@ class AlertViewSet(viewsets.GenericViewSet):
             AlertEventSerializer(alert.events.select_related("actor"), many=True).data
         )
 
-    @extend_schema(request=AcknowledgeSerializer, responses=AlertSerializer)
+    @extend_schema(
+        request=AcknowledgeSerializer, responses={200: AlertSerializer, **REFUSED}
+    )
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, pk: str) -> Response:
         body = self._body(AcknowledgeSerializer, request)
         return self._act(services.acknowledge, note=body["note"])
 
-    @extend_schema(request=ResolveSerializer, responses=AlertSerializer)
+    @extend_schema(
+        request=ResolveSerializer, responses={200: AlertSerializer, **REFUSED}
+    )
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str) -> Response:
         body = self._body(ResolveSerializer, request)
         return self._act(services.resolve, how=body["resolution"])
 
-    @extend_schema(request=SnoozeSerializer, responses=AlertSerializer)
+    @extend_schema(
+        request=SnoozeSerializer, responses={200: AlertSerializer, **REFUSED}
+    )
     @action(detail=True, methods=["post"])
     def snooze(self, request: Request, pk: str) -> Response:
         body = self._body(SnoozeSerializer, request)
         return self._act(services.snooze, minutes=body["minutes"])
 
-    @extend_schema(request=CommentSerializer, responses=AlertEventSerializer)
+    @extend_schema(
+        request=CommentSerializer,
+        responses={
+            201: AlertEventSerializer,
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+            400: OpenApiResponse(description="a comment needs some text"),
+        },
+    )
     @action(detail=True, methods=["post"])
     def comments(self, request: Request, pk: str) -> Response:
         body = self._body(CommentSerializer, request)

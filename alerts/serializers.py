@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from .models import AlertEvent
@@ -60,3 +61,12 @@ class SnoozeSerializer(serializers.Serializer):
 
 class CommentSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=2000)
+
+
+@extend_schema_serializer(many=False)  # the list answer is one object, not an array
+class AlertListSerializer(serializers.Serializer):
+    results = AlertSerializer(many=True)
+    max_seq = serializers.IntegerField(help_text="the newest event number")
+    more = serializers.BooleanField(
+        help_text="more changes wait: ask again after the last"
+    )

@@ -440,11 +440,8 @@ def _escalate(pk: int, tier: int, when: datetime, now: datetime) -> bool:
 
 
 def device_reported(*, device: Device, at: datetime) -> None:
-    """Called on every upload: when the device will be overdue, and an end to its
-    stale alarm if it had one."""
-    grace = timedelta(seconds=settings.DEVICE_STALE_GRACE_S)
-    overdue = at + device.expected_interval + grace
-    Device.objects.filter(pk=device.pk).update(overdue_at=overdue)
+    """Called for every processed upload: an end to the device's stale alarm if it
+    had one. (When it will next be overdue was set as the upload was stored.)"""
     was_stale = Device.objects.filter(pk=device.pk, stale=True).update(stale=False)
     if was_stale and device.patient_id:
         apply_outcomes(

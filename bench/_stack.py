@@ -59,7 +59,7 @@ def bench_env(workdir: Path, *, debug: bool, rate: str, settings: str) -> dict:
         "DEVICE_RATE": rate,
         "RPM_VAR_DIR": str(workdir / "var"),
         "MPLBACKEND": "Agg",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",  # the worker says "ready." at INFO
         "DJANGO_SETTINGS_MODULE": settings,
         "PYTHONPATH": str(ROOT),
     }

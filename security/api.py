@@ -70,6 +70,17 @@ class IsSae(BasePermission):
         return isinstance(request.user, Sae)
 
 
+class IsMasterSae(IsSae):
+    """Only the ingest server is master of the pools this KME keeps, so only it may
+    ask for their status or take keys from them (anyone else: 401)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return (
+            super().has_permission(request, view)
+            and request.user.sae_id == settings.QKD_SERVER_SAE_ID
+        )
+
+
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer),
     401: OpenApiResponse(description="no body"),
@@ -119,6 +130,8 @@ def _keys_response(keys: list[kme.DeliveredKey]) -> JsonResponse:
 
 
 class StatusView(KmeView):
+    permission_classes = [IsMasterSae]
+
     @extend_schema(
         responses={200: StatusSerializer, **ERRORS}, tags=["ETSI GS QKD 014"]
     )
@@ -128,6 +141,8 @@ class StatusView(KmeView):
 
 
 class EncKeysView(KmeView):
+    permission_classes = [IsMasterSae]
+
     @extend_schema(
         parameters=[OpenApiParameter("number", int), OpenApiParameter("size", int)],
         responses={200: KeyContainerSerializer, **ERRORS},
@@ -227,7 +242,10 @@ class SessionView(DeviceView):
         request=SessionRequestSerializer,
         responses={
             201: SessionSerializer,
-            401: OpenApiResponse(description=""),
+            400: OpenApiResponse(description="kem_public_key is not a valid key"),
+            401: OpenApiResponse(description="unknown, revoked or rotated token"),
+            403: OpenApiResponse(description="the device is not assigned"),
+            429: OpenApiResponse(description="over the device's rate"),
             503: OpenApiResponse(description="no key available now"),
         },
         tags=["devices"],

@@ -143,6 +143,10 @@ def open_session(
 ) -> OpenedSession:
     """The server, as master SAE, takes a key for the device from the pool and
     derives the session key; the device fetches the same key with dec_keys."""
+    # Encapsulate first: a malformed public key must not use up a QKD key.
+    kem_secret, kem_ciphertext = (
+        kem_encapsulate(kem_public_key) if kem_public_key else (b"", b"")
+    )
     link = kme.default_link()
     slave = kme.device_sae(device)
     try:
@@ -155,9 +159,6 @@ def open_session(
         raise SessionUnavailable(f"{error.message}; {POLICY}") from error
     session_id = uuid.uuid4()
     context = SessionContext(device.serial, key.key_id, str(session_id))
-    kem_secret, kem_ciphertext = (
-        kem_encapsulate(kem_public_key) if kem_public_key else (b"", b"")
-    )
     session_key = derive_session_key(
         key.key, context, kem_secret=kem_secret, kem_ciphertext=kem_ciphertext
     )

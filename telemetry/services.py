@@ -7,8 +7,10 @@ from datetime import datetime, timedelta
 from typing import TypedDict
 
 import numpy as np
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from patients.models import Device
@@ -123,7 +125,20 @@ def _segment(device: Device, stored: Batch, segment) -> EcgSegment:
 
 
 def _touch_device(device: Device, now: datetime, battery_pct: int | None) -> None:
-    fields: dict[str, object] = {"last_seen_at": now}
+    # When the device will be overdue is set here, when the data arrives, not when a
+    # worker gets to it: a late or lost task must not delay the stale alarm. It only
+    # ever moves forward, whatever order concurrent uploads commit in.
+    overdue = (
+        now
+        + device.expected_interval
+        + timedelta(seconds=settings.DEVICE_STALE_GRACE_S)
+    )
+    fields: dict[str, object] = {
+        "last_seen_at": now,
+        "overdue_at": Greatest(
+            Coalesce(F("overdue_at"), Value(overdue)), Value(overdue)
+        ),
+    }
     if battery_pct is not None:
         fields["battery_pct"] = battery_pct
     Device.objects.filter(pk=device.pk).update(**fields)

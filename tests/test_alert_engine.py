@@ -225,7 +225,11 @@ def test_low_priority_alerts_do_not_escalate(subject):
 
 
 def make_overdue(device: Device) -> None:
-    services.device_reported(device=device, at=timezone.now() - timedelta(hours=1))
+    """As if its last upload was stored an hour ago."""
+    Device.objects.filter(pk=device.pk).update(
+        last_seen_at=timezone.now() - timedelta(hours=1),
+        overdue_at=timezone.now() - timedelta(minutes=57),
+    )
 
 
 def test_a_silent_device_raises_one_stale_alert(device):

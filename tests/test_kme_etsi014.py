@@ -175,3 +175,20 @@ def test_keys_are_encrypted_at_rest(master, device):
 def test_device_saes_are_named_after_their_serial(device):
     assert kme.device_sae(device.device).sae_id == "device-HUB-1"
     assert Sae.objects.filter(device=device.device).count() == 1
+
+
+def test_only_the_ingest_server_may_take_keys_as_master(
+    api, filled, device, other_device
+):
+    from alerts.models import Alert
+
+    response = post(
+        api, f"/api/v1/keys/{slave_id(device)}/enc_keys", other_device.token, {}
+    )
+    assert response.status_code == 401
+    assert response.content == b""
+    assert not Alert.objects.exists()  # no false "pool exhausted" either
+    assert (
+        get(api, f"/api/v1/keys/{slave_id(device)}/status", device.token).status_code
+        == 401
+    )

@@ -382,3 +382,21 @@ def test_two_sweeps_never_queue_one_batch_twice(
     requeue_stale_batches()
     assert len(queued) == 2  # the upload's own, then one from the sweeps
     assert Batch.objects.get().queue_count == 2
+
+
+def test_an_upload_sets_when_the_device_will_be_overdue(client, device, settings):
+    settings.DEVICE_STALE_GRACE_S = 120
+    post(client, batch(), device.token)
+    device.device.refresh_from_db()
+    expected = device.device.last_seen_at + timedelta(seconds=60 + 120)
+    assert device.device.overdue_at == expected
+
+
+def test_the_overdue_time_never_moves_back(client, device):
+    from patients.models import Device
+
+    later = now() + timedelta(hours=1)
+    Device.objects.filter(pk=device.device.pk).update(overdue_at=later)
+    post(client, batch(), device.token)
+    device.device.refresh_from_db()
+    assert device.device.overdue_at == later
