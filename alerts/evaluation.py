@@ -7,7 +7,7 @@ from django.db.models import Max
 from patients.models import Patient
 from telemetry.models import Batch, EcgAnalysis, News2Score, Observation
 
-from . import rules
+from . import edge, rules
 from .services import Subject, apply_outcomes, device_reported
 
 
@@ -32,6 +32,8 @@ def evaluate_batch(
                 else patient_outcomes
             )
             target.append(outcome)
+    device_outcomes = edge.second_opinion(batch, device_outcomes)  # docs/edge.md
+    patient_outcomes = edge.second_opinion(batch, patient_outcomes)
     apply_outcomes(subject=Subject.of_device(device, patient), outcomes=device_outcomes)
     if patient.status == Patient.Status.ENROLLED:  # paused: stored, not alarmed
         apply_outcomes(subject=Subject.of_patient(patient), outcomes=patient_outcomes)

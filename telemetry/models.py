@@ -255,3 +255,122 @@ class VitalSummary(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.period} from {self.bucket_start:%Y-%m-%d %H:%M}"
+
+
+class EdgeBatch(models.Model):
+    """What a gateway worked out, uploaded with (or without) the raw readings it came
+    from: one per edge upload, beside the Batch that holds the readings."""
+
+    batch = models.OneToOneField(Batch, on_delete=models.CASCADE, related_name="edge")
+    policy = models.CharField(max_length=12)
+    scores = models.JSONField(
+        default=list, help_text="the gateway's NEWS2 results, as sent (for audit)"
+    )
+    outcome_count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"edge batch {self.batch_id} ({self.policy})"
+
+
+class EdgeEcgFeatures(models.Model):
+    """ECG features a gateway computed from a window it may not have uploaded: an
+    EcgAnalysis without a stored EcgSegment (EcgAnalysis stays one-to-one with its
+    segment, so the server's own analyses remain what they were)."""
+
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.PROTECT, related_name="+"
+    )
+    batch = models.ForeignKey(
+        Batch, on_delete=models.CASCADE, related_name="edge_features"
+    )
+    lead = models.CharField(max_length=4)
+    fs_hz = models.PositiveSmallIntegerField()
+    start = models.DateTimeField()
+    duration_s = models.FloatField()
+    rhythm = models.CharField(max_length=16)
+    usable = models.BooleanField()
+    quality = models.FloatField()
+    heart_rate_bpm = models.FloatField(null=True, blank=True)
+    beat_count = models.PositiveIntegerField()
+    features = models.JSONField(help_text="every EcgFeatures field, JSON-safe")
+
+    class Meta:
+        indexes = [
+            # "The patient's ECG features since a time", from the edge.
+            models.Index(fields=["patient", "-start"], name="edgefeat_patient_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"edge {self.rhythm} at {self.start:%H:%M:%S}"
+
+
+class EdgeOutcome(models.Model):
+    """An alert outcome a gateway reported: which condition held (or not) when.
+
+    The server's second opinion on data that came through a gateway looks these up,
+    so that it never replays a finding the gateway already reported (see
+    alerts/edge.py)."""
+
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.PROTECT, related_name="+"
+    )
+    batch = models.ForeignKey(
+        Batch, on_delete=models.CASCADE, related_name="edge_outcomes"
+    )
+    kind = models.CharField(max_length=32)
+    at = models.DateTimeField()
+    finding = models.BooleanField(help_text="False: a Clear")
+
+    class Meta:
+        indexes = [
+            # "Did the gateway report this kind at these times for this patient?"
+            models.Index(fields=["patient", "kind", "at"], name="edgeoutcome_lookup"),
+        ]
+
+    def __str__(self) -> str:
+        word = "finding" if self.finding else "clear"
+        return f"edge {word} {self.kind} at {self.at:%H:%M:%S}"
+
+
+class EcgFetchRequest(models.Model):
+    """A clinician's request for raw ECG a gateway kept. The gateway is behind NAT,
+    so it polls for open requests and answers with an upload that names them."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for the gateway"
+        FULFILLED = "fulfilled", "Uploaded"
+        UNAVAILABLE = "unavailable", "The gateway no longer had it"
+
+    request_id = models.UUIDField(unique=True)
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.PROTECT, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        "patients.User", on_delete=models.PROTECT, related_name="+"
+    )
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    state = models.CharField(
+        max_length=12, choices=State.choices, default=State.PENDING
+    )
+    created_at = models.DateTimeField()
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+    segment_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end__gt=models.F("start")), name="ecgfetch_end_after_start"
+            ),
+        ]
+        indexes = [
+            # The gateway's poll: "pending requests for my patient".
+            models.Index(
+                fields=["patient", "created_at"],
+                name="ecgfetch_pending",
+                condition=Q(state="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"ECG {self.start:%H:%M:%S}–{self.end:%H:%M:%S} ({self.state})"

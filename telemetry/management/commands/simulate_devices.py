@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
@@ -87,6 +88,13 @@ class Command(BaseCommand):
         parser.add_argument("--buffer-dir", help="default: var/sim")
         parser.add_argument("--wait", type=float, default=60.0, help="for the server")
         parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument(
+            "--via-gateway",
+            metavar="URL",
+            help="attach each patient's devices to their edge gateway's device port "
+            "(manage.py edge_gateway --listen): the first patient's at URL, the "
+            "next at the following ports",
+        )
         parser.add_argument(
             "--sealed",
             action="store_true",
@@ -161,7 +169,7 @@ class Command(BaseCommand):
         buffers = Path(options["buffer_dir"] or settings.VAR_DIR / "sim")
         clients = {
             role: DeviceClient(
-                options["url"],
+                _upload_url(options, index),
                 token,
                 buffers / f"{mrn}-{role}.sqlite3",
                 ca_file=self._ca(options),
@@ -247,6 +255,13 @@ class Command(BaseCommand):
             f"  dead {tally.dead}  offline {sum(not b.online for b in beds)}"
             f"  alerts expected for {alerting}/{len(beds)} patients"
         )
+
+
+def _upload_url(options: dict[str, Any], index: int) -> str:
+    if not options["via_gateway"]:
+        return options["url"]
+    parts = urlsplit(options["via_gateway"])
+    return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port + index}"))
 
 
 def _sealer(options: dict[str, Any], serial: str) -> QkdSealer | None:
