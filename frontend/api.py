@@ -1,5 +1,6 @@
 """JSON for the dashboard's scripts: trend series, the patient directory of the
-alert panel, and the keep-alive of the inactivity sign-out."""
+alert panel, the keep-alive of the inactivity sign-out, and the admins' security
+page's chart series."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from django.db.models import Avg, Count, Max, Min
 from django.db.models.functions import TruncHour, TruncMinute
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -19,6 +20,7 @@ from security.audit import record_event
 from telemetry.contract import CODES
 from telemetry.models import News2Score, Observation
 
+from . import security_page
 from .middleware import touch_activity
 from .summary import VITALS
 from .views import visible_patient, ward_patients
@@ -201,3 +203,14 @@ def keepalive(request: HttpRequest) -> JsonResponse:
     """The page saw the clinician at work: keep the server-side session alive."""
     touch_activity(request)
     return JsonResponse({"ok": True})
+
+
+@require_GET
+@staff_json
+def security_data(request: HttpRequest) -> JsonResponse:
+    """The security page's chart series (admins only; 404 to anyone else)."""
+    if not request.user.is_org_admin:
+        raise Http404
+    link = security_page.current_link()
+    runs = security_page.recent_runs(link)
+    return JsonResponse(security_page.chart_data(link, runs))

@@ -17,6 +17,8 @@ urlpatterns = [
     path("patients/<int:patient_id>/notes/", views.add_note, name="patient-notes"),
     path("patients/<int:patient_id>/trends.json", api.trends, name="patient-trends"),
     path("dashboard/directory.json", api.directory, name="patient-directory"),
+    path("security/", views.security_page, name="security"),
+    path("security/data.json", api.security_data, name="security-data"),
     path("dashboard/keepalive/", api.keepalive, name="keepalive"),
     path(
         "login/",

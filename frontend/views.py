@@ -4,6 +4,8 @@ audited; a patient outside the clinician's care teams does not exist (404)."""
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Case, IntegerField, QuerySet, Value, When
@@ -18,6 +20,7 @@ from patients.models import Device, Patient
 from security.audit import record_event
 from security.models import AuditEvent
 
+from . import security_page as security_page_data
 from .models import PatientNote
 from .summary import (
     ADHERENCE_TARGET_DAYS,
@@ -191,3 +194,36 @@ def _alert_history(patient: Patient) -> dict:
             m for m in SNOOZE_CHOICES_MIN if m <= settings.ALERT_MAX_SNOOZE_MIN
         ],
     }
+
+
+def org_admin_only(view):
+    """Signed-in admins only; to anyone else the page does not exist (404)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_org_admin:
+            raise Http404
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@org_admin_only
+def security_page(request: HttpRequest) -> HttpResponse:
+    link = security_page_data.current_link()
+    runs = security_page_data.recent_runs(link)
+    recent = list(reversed(runs))[:10]
+    for run in recent:
+        run.qber_pct = None if run.qber is None else run.qber * 100
+    context = {
+        "link": link,
+        "last_run": runs[-1] if runs else None,
+        "runs_count": len(runs),
+        "recent_runs": recent,
+        "pools": security_page_data.pools(),
+        "max_key_count": settings.QKD_MAX_KEY_COUNT,
+        "qber_abort_pct": security_page_data.QBER_ABORT * 100,
+        "events": security_page_data.eavesdropping_alerts(request.user),
+    }
+    return render(request, "frontend/security.html", context)
