@@ -19,6 +19,7 @@ from patients.models import Patient
 
 from . import services
 from .models import Alert, AlertEvent
+from .rules import KINDS
 from .serializers import (
     AcknowledgeSerializer,
     AlertEventSerializer,
@@ -185,7 +186,7 @@ class AlertViewSet(viewsets.GenericViewSet):
     def _filtered(self, alerts: QuerySet[Alert], params: Any) -> QuerySet[Alert]:
         for name in FILTERS:
             if params.get(name):
-                alerts = alerts.filter(**{name: params[name]})
+                alerts = alerts.filter(**{name: _choice(name, params[name])})
         if params.get("patient"):
             alerts = alerts.filter(patient_id=_int(params["patient"], "patient"))
         return alerts
@@ -202,8 +203,27 @@ def _by_urgency(alerts: QuerySet[Alert], state: str | None) -> QuerySet[Alert]:
     return alerts.order_by(order, "-raised_at")
 
 
+# What each filter may name; anything else is a 400, not a query.
+FILTER_CHOICES = {
+    "state": set(Alert.State.values),
+    "priority": set(Alert.Priority.values),
+    "category": {"physiological", "technical", "security"},
+    "kind": set(KINDS),
+}
+
+
+def _choice(name: str, raw: str) -> str:
+    if raw not in FILTER_CHOICES[name]:
+        allowed = ", ".join(sorted(FILTER_CHOICES[name]))
+        raise exceptions.ValidationError({name: f"must be one of {allowed}"})
+    return raw
+
+
 def _int(raw: str, name: str) -> int:
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise exceptions.ValidationError({name: "must be a whole number"}) from None
+    if not 0 <= value < 2**63:
+        raise exceptions.ValidationError({name: "is out of range"})
+    return value

@@ -331,7 +331,7 @@ WORKER_METRICS_ADDRESS = os.environ.get("WORKER_METRICS_ADDRESS", "127.0.0.1")
 # /readyz: at most this many batches may wait over a minute for analysis, and no
 # dependency may take longer than the timeout to answer.
 READY_BACKLOG_LIMIT = int(os.environ.get("READY_BACKLOG_LIMIT", "200"))
-READY_CHECK_TIMEOUT_S = float(os.environ.get("READY_CHECK_TIMEOUT_S", "2"))
+READY_CHECK_TIMEOUT_S = float(os.environ.get("READY_CHECK_TIMEOUT_S", "5"))
 
 # Production hardening: on whenever DEBUG is off.
 SECURE_CONTENT_TYPE_NOSNIFF = True

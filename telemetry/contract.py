@@ -18,6 +18,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 MAX_FUTURE = timedelta(minutes=5)
+MIN_OFFSET, MAX_OFFSET = timedelta(hours=-12), timedelta(hours=14)
 MAX_AGE = timedelta(days=7)
 MAX_ECG_SECONDS = 60
 MAX_ECG_UV = 100_000  # 100 mV: beyond any real surface ECG
@@ -169,7 +170,14 @@ def check_batch(batch: BatchIn, *, now: datetime) -> list[Problem]:
 def _check_time(
     path: str, when: datetime, now: datetime, allow_old: bool = False
 ) -> Iterator[Problem]:
-    if when > now + MAX_FUTURE:
+    offset = when.utcoffset() or timedelta(0)
+    if not MIN_OFFSET <= offset <= MAX_OFFSET:
+        yield Problem(
+            path,
+            "has a time zone offset no place uses "
+            "(real ones run from -12:00 to +14:00)",
+        )
+    elif when > now + MAX_FUTURE:
         yield Problem(
             path,
             f"is {_ago(when - now)} in the future (more than 5 minutes): "

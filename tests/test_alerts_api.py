@@ -134,3 +134,13 @@ def test_anonymous_and_devices_are_refused(api, client, device, patient):
     assert api.get(URL).status_code == 401
     response = client.get(URL, HTTP_AUTHORIZATION=f"Bearer {device.token}")
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("state", "open\x00"), ("kind", "nope"), ("after_seq", str(2**70))],
+)
+def test_a_filter_outside_its_choices_is_a_400(as_clinician, patient, name, value):
+    response = as_clinician.get(URL, {name: value})
+    assert response.status_code == 400
+    assert name in response.json()

@@ -400,3 +400,11 @@ def test_the_overdue_time_never_moves_back(client, device):
     post(client, batch(), device.token)
     device.device.refresh_from_db()
     assert device.device.overdue_at == later
+
+
+def test_a_time_zone_offset_no_place_uses_is_refused(client, device):
+    body = batch()
+    body["sent_at"] = "2026-11-21T09:00:05-19:09"
+    response = post(client, body, device.token)
+    assert response.status_code == 400
+    assert "offset" in errors(response)["sent_at"]

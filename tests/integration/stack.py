@@ -153,6 +153,11 @@ class Stack:
         self.worker.stop()
         self.daphne.stop()
 
+    def queue_length(self) -> int:
+        return redis.Redis.from_url(self.env["REDIS_URL"]).llen(
+            self.env["CELERY_QUEUE"]
+        )
+
     def flush_queue(self) -> None:
         redis.Redis.from_url(self.env["REDIS_URL"]).delete(self.env["CELERY_QUEUE"])
 
