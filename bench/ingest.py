@@ -52,7 +52,7 @@ from _stack import (  # isort: skip
 )
 
 URL = "/api/v1/telemetry/batches"
-PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+TEMPLATE_BATCH_ID = "00000000-0000-4000-8000-000000000000"
 # Heart rate, SpO2, respiratory rate, temperature: no blood-pressure pairs to check.
 VITALS = (("8867-4", "/min", 72), ("2708-6", "%", 97), ("9279-1", "/min", 16))
 VITALS += (("8310-5", "Cel", 36.9),)
@@ -80,7 +80,7 @@ def vitals_body(size: int, now: datetime) -> bytes:
         observations.append(
             {"code": code, "value": value, "unit": unit, "time": iso(when)}
         )
-    body = {"batch_id": PLACEHOLDER, "sent_at": iso(now), "battery_pct": 80}
+    body = {"batch_id": TEMPLATE_BATCH_ID, "sent_at": iso(now), "battery_pct": 80}
     return json.dumps({**body, "observations": observations}).encode()
 
 
@@ -97,7 +97,7 @@ def ecg_body(now: datetime) -> bytes:
         "unit": "uV",
         "samples": samples,
     }
-    body = {"batch_id": PLACEHOLDER, "sent_at": iso(now), "ecg": [segment]}
+    body = {"batch_id": TEMPLATE_BATCH_ID, "sent_at": iso(now), "ecg": [segment]}
     return json.dumps(body).encode()
 
 
@@ -175,7 +175,7 @@ async def _device(
         sent = max(due, start) if load.interval is not None else time.perf_counter()
         if sent >= deadline:
             return
-        body = load.body.replace(PLACEHOLDER.encode(), str(uuid.uuid4()).encode())
+        body = load.body.replace(TEMPLATE_BATCH_ID.encode(), str(uuid.uuid4()).encode())
         await _post(http, url, headers, body, sent, tally)
         if load.interval is not None:
             due += load.interval
