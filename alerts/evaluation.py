@@ -12,8 +12,12 @@ from .services import Subject, apply_outcomes, device_reported
 
 
 def evaluate_batch(
-    batch: Batch, scores: list[News2Score], analyses: list[EcgAnalysis]
+    batch: Batch,
+    scores: list[News2Score],
+    analyses: list[EcgAnalysis],
+    observations: list[Observation],
 ) -> None:
+    """``observations`` are the batch's, in time order."""
     device, patient = batch.device, batch.patient
     device_reported(device=device, at=batch.received_at)
     device_outcomes = [
@@ -21,7 +25,7 @@ def evaluate_batch(
         *rules.clock_outcome(batch.sent_at - batch.received_at, batch.received_at),
     ]
     patient_outcomes = [
-        *_threshold_outcomes(batch, patient),
+        *_threshold_outcomes(observations, patient),
         *_news2_outcomes(scores, patient),
     ]
     for analysis in analyses:
@@ -39,13 +43,16 @@ def evaluate_batch(
         apply_outcomes(subject=Subject.of_patient(patient), outcomes=patient_outcomes)
 
 
-def _threshold_outcomes(batch: Batch, patient: Patient) -> list[rules.Outcome]:
+def _threshold_outcomes(
+    observations: list[Observation], patient: Patient
+) -> list[rules.Outcome]:
     overrides = patient.threshold_overrides or {}
     outcomes: list[rules.Outcome] = []
-    for obs in Observation.objects.filter(batch=batch, value__isnull=False).order_by(
-        "time"
-    ):
-        outcomes += rules.threshold_outcomes(obs.code, obs.value, obs.time, overrides)
+    for obs in observations:
+        if obs.value is not None:
+            outcomes += rules.threshold_outcomes(
+                obs.code, obs.value, obs.time, overrides
+            )
     return outcomes
 
 

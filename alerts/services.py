@@ -58,9 +58,18 @@ class Subject:
 
 
 def apply_outcomes(*, subject: Subject, outcomes: list[Outcome]) -> list[Alert]:
-    """Apply findings and clearances in data-time order; returns alerts touched."""
+    """Apply findings and clearances in data-time order; returns alerts touched.
+
+    Most outcomes of a normal reading are clearances of kinds with nothing open
+    and nothing pending; one read of the subject's live kinds lets those pass
+    without a transaction each. A finding makes its kind live for what follows.
+    """
     touched = []
+    live = _live_kinds(subject)
     for outcome in sorted(outcomes, key=lambda o: o.at):
+        if isinstance(outcome, Clear) and outcome.kind not in live:
+            continue  # nothing to clear: the same as clearing before it existed
+        live.add(outcome.kind)
         with transaction.atomic():
             alert = (
                 _on_finding(subject, outcome)
@@ -70,6 +79,19 @@ def apply_outcomes(*, subject: Subject, outcomes: list[Outcome]) -> list[Alert]:
         if alert is not None:
             touched.append(alert)
     return touched
+
+
+def _live_kinds(subject: Subject) -> set[str]:
+    """Kinds with an open alert or a pending condition on ``subject``."""
+    open_alerts = (
+        Alert.objects.filter(subject_key=subject.key)
+        .exclude(state=Alert.State.RESOLVED)
+        .values_list("kind", flat=True)
+    )
+    pending = Condition.objects.filter(subject_key=subject.key).values_list(
+        "kind", flat=True
+    )
+    return set(open_alerts.union(pending))
 
 
 def _open_alert(subject: Subject, kind: str) -> Alert | None:

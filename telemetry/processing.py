@@ -10,12 +10,13 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from alerts.evaluation import evaluate_batch
 from alerts.stream import send_to_patient_watchers
-from patients.models import Patient
+from patients.models import Device, Patient
 
 from . import contract as c
 from .models import Batch, EcgAnalysis, EcgSegment, News2Score, Observation
@@ -39,24 +40,30 @@ SCORED_CODES = {code for codes in NEWS2_CODES.values() for code in codes}
 def process_batch(batch_pk: int) -> bool:
     """Process one batch; False when there was nothing to do."""
     batch = (
-        Batch.objects.select_related("device", "patient")
+        # "edge" too: whether it came through a gateway, without a query of its own
+        Batch.objects.select_related("device", "patient", "edge")
         .filter(pk=batch_pk, state=Batch.State.PENDING)
         .first()
     )
     if batch is None:
         return False
-    pending = batch.ecg_segments.filter(state=EcgSegment.State.PENDING)
-    for segment_pk in pending.values_list("pk", flat=True):
-        analyse_segment(segment_pk)
-    # All of the batch's analyses, also those a crashed earlier run already stored.
-    analyses = list(EcgAnalysis.objects.filter(segment__batch=batch).order_by("start"))
-    scores = rescore_for_batch(batch)
-    evaluate_batch(batch, scores, analyses)
+    analyses: list[EcgAnalysis] = []
+    if batch.ecg_count:
+        pending = batch.ecg_segments.filter(state=EcgSegment.State.PENDING)
+        for segment_pk in pending.values_list("pk", flat=True):
+            analyse_segment(segment_pk)
+        # All of the batch's analyses, also those a crashed earlier run stored.
+        analyses = list(
+            EcgAnalysis.objects.filter(segment__batch=batch).order_by("start")
+        )
+    observations = list(Observation.objects.filter(batch=batch).order_by("time"))
+    scores = rescore_for_batch(batch, observations)
+    evaluate_batch(batch, scores, analyses, observations)
     done = Batch.objects.filter(pk=batch_pk, state=Batch.State.PENDING).update(
         state=Batch.State.PROCESSED, processed_at=timezone.now()
     )
     if done:
-        publish_patient_update(batch, scores, analyses)
+        publish_patient_update(batch, observations, scores, analyses)
     return bool(done)
 
 
@@ -92,14 +99,12 @@ def analyse_segment(segment_pk: int) -> EcgAnalysis | None:
     return analysis
 
 
-def rescore_for_batch(batch: Batch) -> list[News2Score]:
+def rescore_for_batch(
+    batch: Batch, observations: list[Observation]
+) -> list[News2Score]:
     """Score the patient as of the batch's newest vital sign, and re-score the
     scores its (possibly late) readings could have changed."""
-    times = list(
-        Observation.objects.filter(batch=batch, code__in=SCORED_CODES).values_list(
-            "time", flat=True
-        )
-    )
+    times = [obs.time for obs in observations if obs.code in SCORED_CODES]
     if not times:
         return []
     patient = batch.patient
@@ -115,8 +120,14 @@ def rescore_for_batch(batch: Batch) -> list[News2Score]:
 
 
 def score_patient(*, patient: Patient, as_of: datetime) -> News2Score:
+    newest = _latest_per_code(patient, as_of)
     latest = {
-        name: _latest(patient, codes, as_of) for name, codes in NEWS2_CODES.items()
+        name: max(
+            (newest[code] for code in codes if code in newest),
+            key=lambda obs: (obs.time, obs.pk),
+            default=None,
+        )
+        for name, codes in NEWS2_CODES.items()
     }
     readings = {name: _reading(name, obs) for name, obs in latest.items() if obs}
     fresh = latest_inputs(readings, now=as_of, windows=_windows())
@@ -125,19 +136,39 @@ def score_patient(*, patient: Patient, as_of: datetime) -> News2Score:
     return _store(patient, as_of, score, used)
 
 
-def _latest(
-    patient: Patient, codes: tuple[str, ...], as_of: datetime
-) -> Observation | None:
-    return (
-        Observation.objects.select_related("device")
-        .filter(patient=patient, code__in=codes, time__lte=as_of)
-        .order_by("-time", "-pk")
-        .first()
-    )
+def _latest_per_code(patient: Patient, as_of: datetime) -> dict[str, Observation]:
+    """The newest observation at or before ``as_of`` of every scored code, each
+    annotated with its device's expected interval. On PostgreSQL one query: a
+    LATERAL index seek per code (DISTINCT ON would read the whole history)."""
+    codes = sorted(SCORED_CODES)
+    if connection.vendor == "postgresql":
+        table = Observation._meta.db_table
+        device = Device._meta.db_table
+        rows = Observation.objects.raw(
+            f"SELECT o.*, d.expected_interval_s AS device_interval_s "  # noqa: S608
+            f"FROM unnest(%s::varchar[]) AS wanted(code) "
+            f"CROSS JOIN LATERAL (SELECT * FROM {table} AS x "
+            f"WHERE x.patient_id = %s AND x.code = wanted.code AND x.time <= %s "
+            f"ORDER BY x.time DESC, x.id DESC LIMIT 1) AS o "
+            f"JOIN {device} AS d ON d.id = o.device_id",
+            [codes, patient.pk, as_of],
+        )
+        return {obs.code: obs for obs in rows}
+    found = {}
+    for code in codes:
+        obs = (
+            Observation.objects.filter(patient=patient, code=code, time__lte=as_of)
+            .annotate(device_interval_s=F("device__expected_interval_s"))
+            .order_by("-time", "-pk")
+            .first()
+        )
+        if obs is not None:
+            found[code] = obs
+    return found
 
 
 def _reading(name: str, obs: Observation) -> Reading:
-    streaming = obs.device.expected_interval_s <= settings.NEWS2_STREAMING_INTERVAL_S
+    streaming = obs.device_interval_s <= settings.NEWS2_STREAMING_INTERVAL_S
     return Reading(value=_news2_value(name, obs), time=obs.time, continuous=streaming)
 
 
@@ -169,19 +200,23 @@ def _store(
         "spo2_scale": score.spo2_scale,
         "computed_at": timezone.now(),
     }
-    try:
-        with transaction.atomic():
-            stored, _ = News2Score.objects.update_or_create(
-                patient=patient, as_of=as_of, defaults=fields
-            )
-    except IntegrityError:  # another worker scored the same moment at the same time
-        stored = News2Score.objects.get(patient=patient, as_of=as_of)
+    # One INSERT ... ON CONFLICT DO UPDATE: a re-score (late data, a task run
+    # twice, two workers at once) overwrites the moment's score in place.
+    (stored,) = News2Score.objects.bulk_create(
+        [News2Score(patient=patient, as_of=as_of, **fields)],
+        update_conflicts=True,
+        unique_fields=["patient", "as_of"],
+        update_fields=list(fields),
+    )
     stored.observations.set(used)
     return stored
 
 
 def publish_patient_update(
-    batch: Batch, scores: list[News2Score], analyses: list[EcgAnalysis]
+    batch: Batch,
+    observations: list[Observation],
+    scores: list[News2Score],
+    analyses: list[EcgAnalysis],
 ) -> None:
     """Tell the patient's open pages what is new (after the commit; the REST API
     remains the record)."""
@@ -193,7 +228,7 @@ def publish_patient_update(
             "unit": o.unit,
             "time": o.time.isoformat(),
         }
-        for o in Observation.objects.filter(batch=batch).order_by("time")
+        for o in observations
     ]
     payload = {
         "type": "patient.update",
