@@ -115,6 +115,10 @@ def database_config() -> dict:
             "max_size": int(os.environ.get("DB_POOL_MAX", "8")),
             "timeout": int(os.environ.get("DB_POOL_TIMEOUT_S", "10")),
         }
+        # With a pool, Django then has the pool check a connection before lending
+        # it (one round trip): one broken by a PostgreSQL restart is replaced
+        # instead of failing the request or task that gets it.
+        config["CONN_HEALTH_CHECKS"] = True
         # One test database per run, so that runs side by side never collide.
         config["TEST"] = {"NAME": f"test_{config['NAME']}_{os.getpid()}"}
         return config
@@ -142,6 +146,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "rpm",
+            # One pool per process, not per thread (= per ASGI request).
+            "OPTIONS": {"pool_class": "rpm.redis_pool.SharedConnectionPool"},
         }
     }
     CHANNEL_LAYERS = {
@@ -171,6 +177,12 @@ CELERY_TASK_ALWAYS_EAGER = TASKS_IN_PROCESS
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes the database before and after every task, and with
+# a connection pool in a prefork child it closes the whole pool: three new
+# PostgreSQL sessions per task, measured (613 for 200 batches). Close them every
+# 1,000 tasks instead; the pool checks a connection before lending it, so one
+# that died with a PostgreSQL restart is replaced, not handed to a task.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
@@ -254,7 +266,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "rpm.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
 }

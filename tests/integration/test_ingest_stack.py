@@ -6,6 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 
 from telemetry.models import Batch, Observation
 from tests.test_telemetry_ingest import batch
@@ -67,3 +68,20 @@ def test_a_batch_whose_task_was_lost_is_swept_and_processed(stack, device):
         lambda: "the swept batch was not processed:\n" + stack.worker.log()[-3000:],
     )
     assert Batch.objects.get().queue_count == 2
+
+
+def test_uploads_reuse_the_servers_redis_connections(stack, device):
+    """The per-device throttle reads Redis on every upload. Django keeps a cache
+    object per thread and ASGI runs every request on a new thread, so before
+    rpm.redis_pool each upload opened a Redis connection of its own."""
+    server = redis.Redis.from_url(stack.env["REDIS_URL"])
+    stack.worker.stop()  # count Daphne's connections only
+    try:
+        assert upload(stack, device.token, batch()).status_code == 201  # warm pool
+        before = server.info("stats")["total_connections_received"]
+        for _ in range(30):
+            assert upload(stack, device.token, batch()).status_code == 201
+        opened = server.info("stats")["total_connections_received"] - before
+    finally:
+        stack.start_worker()
+    assert opened < 5, f"{opened} Redis connections opened for 30 uploads"

@@ -1,0 +1,31 @@
+"""Pushes from synchronous code (the Celery worker) through a real Redis layer."""
+
+from __future__ import annotations
+
+import redis
+from asgiref.sync import async_to_sync
+
+from alerts import stream
+
+from .stack import channel_layer, redis_test_url
+
+
+def test_pushes_keep_their_order_on_one_loop_and_one_connection(monkeypatch):
+    """async_to_sync built a loop per push, and channels-redis a connection per
+    loop: one Redis connection for every alert event and patient update."""
+    layer = channel_layer()
+    monkeypatch.setattr(stream, "get_channel_layer", lambda: layer)
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("patient.77", channel)
+    server = redis.Redis.from_url(redis_test_url())
+    stream.send_to_patient_watchers(77, {"n": -1})  # the push loop's pool is warm
+    before = server.info("stats")["total_connections_received"]
+    for n in range(30):
+        stream.send_to_patient_watchers(77, {"n": n})
+    opened = server.info("stats")["total_connections_received"] - before
+
+    async def drain() -> list[int]:
+        return [(await layer.receive(channel))["payload"]["n"] for _ in range(31)]
+
+    assert async_to_sync(drain)() == list(range(-1, 30))
+    assert opened < 3, f"{opened} Redis connections for 30 pushes"
