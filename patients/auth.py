@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from channels.auth import AuthMiddlewareStack
@@ -33,7 +34,10 @@ def client_address(request: HttpRequest | None) -> str:
 
 
 def _failure_keys(username: str, address: str) -> list[str]:
-    return [f"login-fail:user:{username.lower()}", f"login-fail:addr:{address}"]
+    # The username is whatever a client typed: hash it, so a key is short, printable
+    # and says nothing of the name (schemathesis sent control characters here).
+    user = hashlib.sha256(username.lower().encode("utf-8", "replace")).hexdigest()
+    return [f"login-fail:user:{user}", f"login-fail:addr:{address}"]
 
 
 def login_locked(username: str, address: str) -> bool:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.http import HttpResponse, JsonResponse
 from django.http.request import RawPostDataException
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -33,6 +35,8 @@ from .contract import (
 from .problems import problem
 from .serializers import BatchAnswerSerializer, ProblemSerializer
 from .services import BatchConflict, record_batch
+
+log = logging.getLogger(__name__)
 
 
 class IsAssignedDevice(BasePermission):
@@ -69,6 +73,15 @@ STATUS_KINDS = {
 }
 
 
+BUSY_RETRY_AFTER_S = 2
+
+
+def _database_busy(exc: Exception) -> bool:
+    """No database connection came free in time. A request takes its connection
+    at its first query, so it has written nothing: the device may simply retry."""
+    return isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout)
+
+
 class DeviceView(APIView):
     """Base for device endpoints: device token, rate limit, problem-details errors."""
 
@@ -85,6 +98,16 @@ class DeviceView(APIView):
         return response
 
     def handle_exception(self, exc: Exception) -> HttpResponse:
+        if _database_busy(exc):
+            log.warning("upload refused with 503: no database connection came free")
+            return problem(
+                503,
+                "busy",
+                "Service Unavailable",
+                "the server is at capacity and stored nothing: send the same batch "
+                f"again after {BUSY_RETRY_AFTER_S} seconds",
+                headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+            )
         if not isinstance(exc, exceptions.APIException):
             raise exc
         response = super().handle_exception(exc)
@@ -131,6 +154,7 @@ PROBLEM_RESPONSES = {
     413: "body over the limit",
     415: "not application/json",
     429: "over the device's rate; see Retry-After",
+    503: "at capacity, nothing stored: send the same batch after Retry-After",
 }
 
 

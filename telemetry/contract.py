@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
@@ -171,6 +171,13 @@ def _check_time(
     path: str, when: datetime, now: datetime, allow_old: bool = False
 ) -> Iterator[Problem]:
     offset = when.utcoffset() or timedelta(0)
+    try:
+        when.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T01:00+05:00 is before year 1 in UTC
+        yield Problem(
+            path, "is outside the years 1-9999 in UTC: check the device clock"
+        )
+        return
     if not MIN_OFFSET <= offset <= MAX_OFFSET:
         yield Problem(
             path,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.core.cache.backends.base import CacheKeyWarning
 from django.test import override_settings
 
 from patients.auth import user_for_token
@@ -46,6 +49,18 @@ def test_it_throttles_failed_sign_ins_even_with_the_right_password_after(
     response = obtain(api, "clinician", PASSWORD)
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
+
+
+@override_settings(LOGIN_FAILURE_LIMIT=2)
+def test_any_typed_username_is_counted_under_a_safe_cache_key(api, clinician):
+    """Found by `make fuzz`: control characters from the username went into the
+    cache key. It is now a hash: short, printable, and not the name itself."""
+    typed = "\x16#\U000fc252 Clinician" + "x" * 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheKeyWarning)
+        for _ in range(2):
+            assert obtain(api, typed, "wrong").status_code == 400
+        assert obtain(api, typed, "wrong").status_code == 429
 
 
 @override_settings(LOGIN_FAILURE_LIMIT=3)

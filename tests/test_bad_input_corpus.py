@@ -269,6 +269,27 @@ TIMES = [
     Bad(
         "year 10000", 400, body(with_obs(time="10000-01-01T00:00:00Z")), "invalid-batch"
     ),
+    # Found by `make fuzz` (a 500 from the database adapter): valid ISO 8601,
+    # but before year 1 once converted to UTC.
+    Bad(
+        "sent_at before year 1 in UTC",
+        400,
+        body(batch(sent_at="0001-01-01T01:00:00+05:00", observations=[], ecg=[])),
+        "invalid-batch",
+    ),
+    Bad(
+        "an edge batch's sent_at before year 1 in UTC",
+        400,
+        body(
+            {
+                **batch(observations=[], ecg=[]),
+                "policy": "forward-all",
+                "sent_at": "0001-01-01T00:00:00.0+09:01",
+            },
+            path="/api/v1/telemetry/edge-batches",
+        ),
+        "invalid-batch",
+    ),
 ]
 
 UNICODE = [

@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from django.db import OperationalError
 from django.test import override_settings
+from psycopg_pool import PoolTimeout
 
+from patients.auth import DeviceTokenAuthentication
 from patients.services import revoke_device, rotate_device_token
 from telemetry.models import Batch, EcgSegment, Observation
 from telemetry.services import requeue_stale_batches
@@ -346,6 +349,38 @@ def test_over_the_device_rate_is_a_429_with_retry_after(client, device, other_de
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
     assert post(client, batch(), other_device.token).status_code == 201
+
+
+def test_no_free_database_connection_is_a_503_that_stores_nothing(
+    client, device, monkeypatch
+):
+    """Django raises this when its psycopg pool has no connection within the
+    pool's timeout (measured at 1,000 devices in bench/alert_latency.py). The
+    pool itself cannot be drained here: the test holds the only connection."""
+
+    def pool_exhausted(*args, **kwargs):
+        try:
+            raise PoolTimeout("couldn't get a connection after 10.00 sec")
+        except PoolTimeout as timeout:
+            raise OperationalError(str(timeout)) from timeout
+
+    monkeypatch.setattr(DeviceTokenAuthentication, "authenticate", pool_exhausted)
+    response = post(client, batch(), device.token)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "2"
+    assert response.json()["type"].endswith("/busy")
+    assert "send the same batch again" in response.json()["detail"]
+    monkeypatch.undo()
+    assert not Batch.objects.exists()
+
+
+def test_other_database_errors_are_not_disguised_as_busy(client, device, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(DeviceTokenAuthentication, "authenticate", broken)
+    client.raise_request_exception = False
+    assert post(client, batch(), device.token).status_code == 500
 
 
 def test_a_stored_batch_is_processed_after_the_commit(
