@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import redis
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +69,9 @@ def bench_env(workdir: Path, *, debug: bool, rate: str, settings: str) -> dict:
 
 
 def create_database(env: dict) -> None:
-    """Create rpm_bench if missing, migrate it, and empty every table we wrote."""
+    """Create rpm_bench if missing, migrate it, and empty every table we wrote and
+    the bench's Redis db (tasks queued by an interrupted run would delay this one)."""
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     admin = urlunsplit(urlsplit(pg_dsn(env["DATABASE_URL"]))._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         exists = conn.execute(
@@ -159,7 +162,14 @@ def _answers(url: str, cert: Path) -> bool:
 
 
 def build_servers(
-    workdir: Path, env: dict, *, kind: str, count: int, worker: bool, app: str
+    workdir: Path,
+    env: dict,
+    *,
+    kind: str,
+    count: int,
+    worker: bool,
+    app: str,
+    worker_concurrency: int = 1,
 ) -> Servers:
     cert, key = workdir / "cert.pem", workdir / "key.pem"
     ensure_self_signed(cert, key)
@@ -169,7 +179,7 @@ def build_servers(
     else:
         ports = [free_port()]
         processes = [_uvicorn(workdir, env, ports[0], count, cert, key, app)]
-    celery = _worker(workdir, env) if worker else None
+    celery = _worker(workdir, env, worker_concurrency) if worker else None
     return Servers(kind, ports, cert, processes, celery)
 
 
@@ -203,7 +213,7 @@ def _uvicorn(
     return Process("uvicorn", command, env, workdir / "uvicorn.log")
 
 
-def _worker(workdir: Path, env: dict) -> Process:
+def _worker(workdir: Path, env: dict, concurrency: int = 1) -> Process:
     command = [
         str(BIN / "celery"),
         "-A",
@@ -212,7 +222,7 @@ def _worker(workdir: Path, env: dict) -> Process:
         "-l",
         "INFO",
         "--concurrency",
-        "1",
+        str(concurrency),
         "-n",
         f"bench-{os.getpid()}@%h",
         "--without-gossip",
@@ -239,14 +249,19 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_cpu_s(roots: list[int]) -> float:
-    """User + system CPU seconds of the processes under roots (live ones)."""
-    tree, total, stack = _children(), 0.0, list(roots)
+def tree_pids(roots: list[int]) -> list[int]:
+    """The processes under roots, roots included (live ones)."""
+    tree, found, stack = _children(), [], list(roots)
     while stack:
         pid = stack.pop()
         stack += tree.get(pid, [])
-        total += _cpu_s(pid)
-    return total
+        found.append(pid)
+    return found
+
+
+def tree_cpu_s(roots: list[int]) -> float:
+    """User + system CPU seconds of the processes under roots (live ones)."""
+    return sum(_cpu_s(pid) for pid in tree_pids(roots))
 
 
 def _cpu_s(pid: int) -> float:

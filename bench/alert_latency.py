@@ -75,7 +75,10 @@ def vitals(temperature: float) -> dict:
 def provision(devices: int, env: dict) -> tuple[str, list[tuple[int, str]]]:
     """An admin's API token and (patient id, device token) for each device, in the
     freshly emptied bench database."""
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "DEBUG", "RPM_VAR_DIR")})
+    # Provisioning runs here, in the bench's own process: development settings
+    # (no broker), whatever the servers run with.
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "RPM_VAR_DIR")})
+    os.environ["DEBUG"] = "true"
     os.environ.pop("REDIS_URL", None)
     os.environ["DJANGO_SETTINGS_MODULE"] = "rpm.settings"
     import django
@@ -170,8 +173,8 @@ async def device(
             ) as answer:
                 await answer.read()
                 ok = answer.status in (200, 201)
-        except aiohttp.ClientError:
-            ok = False
+        except (aiohttp.ClientError, TimeoutError):
+            ok = False  # no answer within the client's 30 s: counted as an error
         run.post_ms.append((time.perf_counter() - start) * 1000)
         run.errors += not ok
         if fever:
@@ -253,6 +256,9 @@ def main() -> None:
         help="seconds between a device's uploads",
     )
     parser.add_argument("--servers", type=int, default=2, help="Daphne processes")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="Celery worker concurrency"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="alert-bench-"))
     print(f"server logs: {workdir}")
@@ -265,6 +271,7 @@ def main() -> None:
         count=args.servers,
         worker=True,
         app="rpm.asgi:application",
+        worker_concurrency=args.workers,
     )
     results = []
     try:
@@ -280,7 +287,7 @@ def main() -> None:
 def bench_environment(workdir: Path) -> dict:
     from bench._stack import bench_env
 
-    env = bench_env(workdir, debug=True, rate="100000/min", settings="rpm.settings")
+    env = bench_env(workdir, debug=False, rate="100000/min", settings="rpm.settings")
     env["DEVICE_STALE_GRACE_S"] = "3600"
     return env
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Q
 
 from alerts.models import Alert
-from security.models import QkdKey, QkdLink, QkdRun, Sae
+from security import kme
+from security.models import QkdLink, QkdRun, Sae
 from security.qkd import LinkParams, key_rate_series
 from security.services import QBER_ABORT
 
@@ -48,11 +49,7 @@ def recent_runs(link: QkdLink | None) -> list[QkdRun]:
 def pools() -> list[Pool]:
     """Undelivered keys per slave SAE of the server's pools, against the cap."""
     master = settings.QKD_SERVER_SAE_ID
-    counts = dict(
-        QkdKey.objects.filter(master_sae=master, delivered_to_master_at__isnull=True)
-        .values_list("slave_sae")
-        .annotate(n=Count("pk"))
-    )
+    counts = kme.pool_sizes(master)
     slaves = set(Sae.objects.exclude(sae_id=master).values_list("sae_id", flat=True))
     cap = settings.QKD_MAX_KEY_COUNT
     return [Pool(s, counts.get(s, 0), cap) for s in sorted(slaves | set(counts))]

@@ -19,7 +19,8 @@ from prometheus_client.registry import Collector
 
 from alerts.models import Alert
 from patients.models import Device
-from security.models import QkdKey, QkdLink, QkdRun, Sae
+from security import kme
+from security.models import QkdLink, QkdRun, Sae
 from telemetry.models import Batch
 
 from .health import OVERDUE_AFTER, broker_client
@@ -152,12 +153,7 @@ def key_pools() -> list[GaugeMetricFamily]:
     """Pool levels without one series per device: keys in stock, and how many
     SAE pairs have an empty pool (those devices cannot open a sealed session)."""
     master = settings.QKD_SERVER_SAE_ID
-    stocked = dict(
-        QkdKey.objects.filter(master_sae=master, delivered_to_master_at__isnull=True)
-        .values_list("slave_sae")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
+    stocked = kme.pool_sizes(master)
     slaves = Sae.objects.exclude(sae_id=master).count()
     return [
         GaugeMetricFamily(

@@ -82,7 +82,7 @@ def fill_pools(link: QkdLink, final_key: bytes) -> int:
     slaves = list(Sae.objects.exclude(sae_id=master).values_list("sae_id", flat=True))
     if not slaves:
         return 0
-    stored = _pool_sizes(master)
+    stored = pool_sizes(master)
     added = 0
     for offset in range(0, len(final_key) - KEY_BYTES + 1, KEY_BYTES):
         slave = min(slaves, key=lambda s: stored.get(s, 0))
@@ -99,7 +99,9 @@ def _register_active_devices() -> None:
         device_sae(device)
 
 
-def _pool_sizes(master: str) -> dict[str, int]:
+def pool_sizes(master: str) -> dict[str, int]:
+    """Undelivered keys per slave SAE in the pools ``master`` is master of (pools
+    with none are absent)."""
     rows = (
         QkdKey.objects.filter(master_sae=master, delivered_to_master_at__isnull=True)
         .values("slave_sae")

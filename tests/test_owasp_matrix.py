@@ -27,12 +27,16 @@ from alerts import services as alert_services
 from alerts.models import Alert, AlertEvent
 from alerts.rules import Finding
 from alerts.services import Subject
+from frontend.models import PatientNote
 from patients.services import issue_clinician_token
 from security import kme
 from security.models import DeviceSession
 from telemetry.models import Batch, EcgSegment, Observation
 from tests.test_device_sessions import open_session
+from tests.test_kme_etsi014 import master, slave_id
 from tests.test_telemetry_ingest import batch, now, obs
+
+__all__ = ["master"]  # the fixture, used by the key-request case
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1"
@@ -160,11 +164,10 @@ def test_api1_api5_only_the_care_team_and_admins_act_on_an_alert(
 
 
 def test_api1_a_note_on_another_teams_patient_is_refused(client, world, request):
-    notes = pytest.importorskip("frontend.models").PatientNote
     client.force_login(request.getfixturevalue("other_clinician"))
     response = client.post(f"/patients/{world['patient']}/notes/", {"text": "hi"})
     assert response.status_code == 404
-    assert not notes.objects.exists()
+    assert not PatientNote.objects.exists()
 
 
 def test_api1_another_patients_device_cannot_write_for_this_patient(
@@ -354,6 +357,7 @@ def test_api3_a_patient_read_exposes_no_credential(client, world, request):
     response = client.get(
         f"{API}/patients/{world['patient']}/", **headers_of("care_team", request)
     )
+    assert response.status_code == 200
     text = response.content.decode()
     assert "token" not in text
     assert "digest" not in text
@@ -431,15 +435,16 @@ def test_api4_oversized_or_malformed_queries_are_refused(
 
 
 def test_api4_a_key_request_over_the_per_request_maximum_is_refused(
-    client, device, pools
+    client, device, master, pools
 ):
+    # As the ingest server, the only SAE that may take keys (anyone else: 401).
     response = client.get(
-        f"{API}/keys/rpm-ingest/enc_keys",
+        f"{API}/keys/{slave_id(device)}/enc_keys",
         {"number": 1000},
-        HTTP_AUTHORIZATION=f"Bearer {device.token}",
+        HTTP_AUTHORIZATION=f"Bearer {master[1]}",
     )
-    assert response.status_code in {400, 401}
-    assert "keys" not in response.content.decode()
+    assert response.status_code == 400
+    assert "max_key_per_request" in response.json()["message"]
 
 
 # --- API6 sensitive business flows ------------------------------------------------
