@@ -55,6 +55,7 @@ KINDS: dict[str, Kind] = {
         Kind("temperature_high", "physiological", "Temperature high"),
         Kind("temperature_low", "physiological", "Temperature low"),
         Kind("af", "physiological", "Atrial fibrillation"),
+        Kind("vf", "physiological", "Ventricular fibrillation or flutter"),
         Kind("asystole", "physiological", "Asystole"),
         Kind("pause", "physiological", "Pause"),
         Kind(
@@ -309,7 +310,9 @@ def news2_outcome(
 
 # --- ECG ---
 
+RHYTHM_NAMES = {"vf": "ventricular fibrillation or flutter"}
 RHYTHM_KINDS: dict[str, tuple[str, Priority]] = {
+    "vf": ("vf", "high"),
     "af": ("af", "medium"),
     "asystole": ("asystole", "high"),
     "pause": ("pause", "high"),
@@ -326,7 +329,9 @@ def ecg_outcomes(
     heart_rate_bpm: float | None,
     at: datetime,
 ) -> list[Outcome]:
-    if not usable or rhythm == "noise":
+    # VF fails the beat-based quality gate, but it is judged on its own
+    # (telemetry.ecg.vf) and must never read as noise.
+    if rhythm != "vf" and (not usable or rhythm == "noise"):
         # Noise says nothing about the rhythm: leave rhythm alerts as they are.
         return [
             Finding(
@@ -342,13 +347,16 @@ def ecg_outcomes(
         if rhythm != name:
             outcomes.append(Clear(kind, at))
             continue
-        rate = f" at {heart_rate_bpm:.0f} bpm" if heart_rate_bpm else ""
+        # The rate of the beats around a VF stretch says nothing about the VF.
+        rate = (
+            f" at {heart_rate_bpm:.0f} bpm" if heart_rate_bpm and kind != "vf" else ""
+        )
         outcomes.append(
             Finding(
                 kind,
                 priority,
                 at,
-                f"ECG rhythm: {name}{rate}",
+                f"ECG rhythm: {RHYTHM_NAMES.get(name, name)}{rate}",
                 {
                     "rhythm": rhythm,
                     "heart_rate_bpm": heart_rate_bpm,

@@ -25,12 +25,22 @@ import scipy.io  # noqa: E402
 import wfdb  # noqa: E402
 
 from telemetry.analysis import analyze_ecg  # noqa: E402
+from telemetry.ecg import vf  # noqa: E402
 
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
 TOLERANCE_S = 0.15
 AF_WINDOW_S = 30.0
 NOISE_WINDOW_S = 10.0
-ARRHYTHMIAS = {"af", "bradycardia", "tachycardia", "irregular", "pause", "asystole"}
+ARRHYTHMIAS = {
+    "vf",
+    "af",
+    "bradycardia",
+    "tachycardia",
+    "irregular",
+    "pause",
+    "asystole",
+}
+VF_NOTES = ("(VFL", "(VF")
 
 
 def match(reference: np.ndarray, detected: np.ndarray, tolerance: int) -> int:
@@ -54,7 +64,10 @@ def _baseline_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     return np.asarray(info["ECG_R_Peaks"])
 
 
-def _af_intervals(ann: wfdb.Annotation, end: int) -> list[tuple[int, int]]:
+def _rhythm_spans(
+    ann: wfdb.Annotation, end: int, notes: tuple[str, ...] = ("(AFIB",)
+) -> list[tuple[int, int]]:
+    """Sample spans of the given rhythm annotations (aux_note "(AFIB", ...)."""
     spans, start = [], None
     for sample, note in zip(ann.sample, ann.aux_note, strict=True):
         if not note.startswith("("):
@@ -62,7 +75,7 @@ def _af_intervals(ann: wfdb.Annotation, end: int) -> list[tuple[int, int]]:
         if start is not None:
             spans.append((start, sample))
             start = None
-        if note.rstrip("\x00") == "(AFIB":
+        if note.rstrip("\x00") in notes:
             start = sample
     if start is not None:
         spans.append((start, end))
@@ -98,8 +111,39 @@ def mitdb_record(task: tuple[str, str]) -> dict:
         "ours": (match(beats, np.sort(ours), tol), len(ours)),
         "base": (match(beats, np.sort(base), tol), len(base)),
         "seconds": seconds,
-        "af": _af_windows(signal, fs, _af_intervals(ann, len(signal))),
+        "af": _af_windows(signal, fs, _rhythm_spans(ann, len(signal))),
+        "vf": _vf_check(signal, fs, _rhythm_spans(ann, len(signal), VF_NOTES)),
     }
+
+
+def _vf_check(signal: np.ndarray, fs: float, truth: list) -> dict:
+    """VF stretches found against the (VFL / (VF episodes: hits and false seconds."""
+    found = vf.stretches(signal, fs)
+    overlaps = [
+        sum(max(0, min(b, s.stop) - max(a, s.start)) for a, b in truth) for s in found
+    ]
+    return {
+        "episodes": len(truth),
+        "detected": sum(
+            any(s.start < b and a < s.stop for s in found) for a, b in truth
+        ),
+        "false_s": sum(
+            (s.stop - s.start) - o for s, o in zip(found, overlaps, strict=True)
+        )
+        / fs,
+    }
+
+
+def noise_vf(task: tuple[str, str]) -> float:
+    """Seconds called VF in a noise-only record (nstdb ma, bw; both channels)."""
+    folder, name = task
+    record = wfdb.rdrecord(f"{folder}/{name}")
+    fs = float(record.fs)
+    return sum(
+        (s.stop - s.start) / fs
+        for lead in range(record.p_signal.shape[1])
+        for s in vf.stretches(record.p_signal[:, lead], fs)
+    )
 
 
 def cinc_chunk(task: tuple[str, list[tuple[str, str]]]) -> list[tuple[str, str]]:
@@ -246,6 +290,20 @@ def report_nstdb(counts: Counter) -> None:
         )
 
 
+def report_vf(mitdb: list[dict], noise: list[float]) -> None:
+    episodes = sum(r["vf"]["episodes"] for r in mitdb)
+    detected = sum(r["vf"]["detected"] for r in mitdb)
+    false_s = sum(r["vf"]["false_s"] for r in mitdb)
+    print(
+        f"\nVF/VFL (telemetry.ecg.vf): MIT-BIH episodes detected {detected}/{episodes};"
+        f" called VF outside an episode: {false_s:.0f} s of MIT-BIH, "
+        f"{sum(noise):.0f} s of nstdb ma + bw noise (2 x 2 x 30 min)"
+    )
+    for r in mitdb:
+        if r["vf"]["episodes"] or r["vf"]["false_s"]:
+            print(f"  {r['record']}: {r['vf']}")
+
+
 def _tasks(data: Path) -> dict[str, list]:
     mitdb = sorted(p.stem for p in (data / "mitdb").glob("*.hea"))
     with open(data / "cinc2017" / "REFERENCE.csv") as handle:
@@ -257,6 +315,7 @@ def _tasks(data: Path) -> dict[str, list]:
         "cinc": [(str(data / "cinc2017"), c) for c in chunks],
         "ludb": [(str(data / "ludb"), n) for n in ludb],
         "nstdb": [(str(data / "nstdb"), "118e00")],
+        "noise": [(str(data / "nstdb"), n) for n in ("ma", "bw")],
     }
 
 
@@ -265,6 +324,7 @@ WORKERS = {
     "cinc": cinc_chunk,
     "ludb": ludb_record,
     "nstdb": nstdb_windows,
+    "noise": noise_vf,
 }
 
 
@@ -295,6 +355,7 @@ def main() -> None:
     f1 = report_af(results["mitdb"], cinc)
     qrs, qt = report_ludb(results["ludb"])
     report_nstdb(sum(results["nstdb"], Counter()))
+    report_vf(results["mitdb"], results["noise"])
     print(f"\n({time.perf_counter() - started:.0f} s with {args.jobs} processes)")
     summary = {
         "bench": "ecg_accuracy",

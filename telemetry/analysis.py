@@ -12,6 +12,10 @@ Definitions (clinical choices, see docs/validation.md for why):
 - *usable*: at least half of the recording lies in windows of quality >= 0.6.
   Window quality is the lower of two scores: how far two R-peak detectors agree
   (bSQI) and how much slope lies between the beats relative to the QRS slope.
+- *vf*: ventricular fibrillation or flutter in any 4 s of the recording, usable or
+  not (telemetry/ecg/vf.py: Kuo & Dillman's VF filter leakage and Barro's spectral
+  criterion agreeing, at their published thresholds). Not in the issue's list of
+  rhythms: a lethal rhythm must not be reported as ``noise``, which it was before.
 - *asystole*: no QRS for >= 4.0 s (the common monitor asystole delay) in usable
   signal, including a flat line.
 - *pause*: an RR interval >= 2.0 s that is also >= 1.5 x the median RR (the usual
@@ -29,7 +33,8 @@ Definitions (clinical choices, see docs/validation.md for why):
 - HRV (SDNN, RMSSD in ms, pNN50 in %) only when usable and the usable windows add
   up to >= 60 s, from RR intervals inside usable stretches (never across a noisy
   one); intervals (QRS, PR, QT) only from >= 3 dominant-shape beats; else None.
-- ``r_peaks`` are every beat detected, also in unusable windows (``quality`` and
+- ``r_peaks`` are every beat detected, also in unusable windows but never inside a
+  VF stretch (VF waves are not beats) (``quality`` and
   ``usable`` say how far to trust them); rate, HRV and rhythm use usable ones only.
 - QTc: Bazett QT/sqrt(RR) (``qtc_ms``) and Fridericia QT/cbrt(RR), RR = median RR.
 """
@@ -42,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from telemetry.ecg import af, delineate, peaks, quality, rhythm
+from telemetry.ecg import af, delineate, peaks, quality, rhythm, vf
 
 MIN_SECONDS = 5.0
 MAX_SECONDS = 31 * 60.0  # 30 min recordings plus the slack devices add
@@ -198,6 +203,7 @@ class _FrontEnd:
     lengths: np.ndarray
     beats: _Beats
     usable: bool
+    vf: list[vf.Stretch]
 
 
 def _front_end(samples: np.ndarray, fs: float) -> _FrontEnd:
@@ -205,11 +211,13 @@ def _front_end(samples: np.ndarray, fs: float) -> _FrontEnd:
     cleaned = peaks.clean(signal, fs)
     found = peaks.detect_r_peaks(cleaned, fs)
     windows = _gated(quality.assess(cleaned, found.peaks, found.backup, fs), missing)
-    beats = _beats(found.peaks, _usable_runs(windows), fs)
+    fibrillation = vf.stretches(cleaned, fs, missing)
+    r_peaks = vf.outside(found.peaks, fibrillation)
+    beats = _beats(r_peaks, _usable_runs(windows), fs)
     lengths = np.array([w.stop - w.start for w in windows], dtype=float)
     usable_share = sum(n for n, w in zip(lengths, windows, strict=True) if w.usable)
     usable = usable_share / lengths.sum() >= USABLE_SHARE
-    return _FrontEnd(cleaned, found.peaks, windows, lengths, beats, usable)
+    return _FrontEnd(cleaned, r_peaks, windows, lengths, beats, usable, fibrillation)
 
 
 def af_features(samples: np.ndarray, fs: float) -> dict[str, float] | None:
@@ -235,7 +243,12 @@ def analyze_ecg(samples: np.ndarray, fs: float) -> EcgFeatures:
     beats, cleaned = front.beats, front.cleaned
     usable = front.usable
     intervals = _intervals(cleaned, beats, fs) if usable else delineate.Intervals()
-    label = _rhythm(cleaned, beats, fs) if usable else "noise"
+    if front.vf:
+        label = "vf"  # whatever the beat-based gate says
+    elif usable:
+        label = _rhythm(cleaned, beats, fs)
+    else:
+        label = "noise"
     return _features(
         front.r_peaks, beats, front.windows, front.lengths, usable, label, intervals
     )

@@ -45,6 +45,7 @@ EDGE_KINDS = frozenset(
         "systolic_bp_low",
         "temperature_high",
         "temperature_low",
+        "vf",
         "af",
         "asystole",
         "pause",

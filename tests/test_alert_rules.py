@@ -100,6 +100,7 @@ def test_a_partial_news2_says_what_was_not_measured():
 @pytest.mark.parametrize(
     ("rhythm", "kind", "priority"),
     [
+        ("vf", "vf", "high"),
         ("af", "af", "medium"),
         ("asystole", "asystole", "high"),
         ("pause", "pause", "high"),
@@ -130,6 +131,17 @@ def test_noise_is_a_technical_alarm_and_leaves_rhythm_alerts_alone():
     )
     assert [(o.kind, type(o)) for o in outcomes] == [("ecg_signal_poor", Finding)]
     assert rules.KINDS["ecg_signal_poor"].category == "technical"
+
+
+def test_vf_on_a_recording_the_quality_gate_calls_unusable_is_still_a_high_alarm():
+    """VF waves fail the beat-based gate; the VF verdict must not be read as noise."""
+    outcomes = rules.ecg_outcomes(
+        rhythm="vf", usable=False, quality=0.2, heart_rate_bpm=140, at=T
+    )
+    (finding,) = [o for o in outcomes if isinstance(o, Finding)]
+    assert (finding.kind, finding.priority) == ("vf", "high")
+    assert finding.message == "ECG rhythm: ventricular fibrillation or flutter"
+    assert "ecg_signal_poor" not in kinds(outcomes, Finding)
 
 
 def test_low_battery_and_clock_skew_are_technical_and_low_priority():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from telemetry.analysis import EcgFeatures, af_features, analyze_ecg
-from telemetry.ecg import af, delineate
+from telemetry.ecg import af, delineate, vf
 
 DATA = Path(__file__).parent / "data" / "ecg"
 
@@ -93,6 +93,53 @@ def test_it_calls_a_flat_line_asystole_not_noise():
     assert features.rhythm == "asystole"
     assert len(features.r_peaks) == 0
     assert features.heart_rate_bpm is None
+
+
+def test_it_calls_ventricular_flutter_vf_and_counts_no_flutter_wave_as_a_beat():
+    # MIT-BIH 207: bundle-branch beats and PVCs for 10.5 s, then flutter (the
+    # annotators mark no beats in it) to the end of the excerpt.
+    signal, fs, fields = excerpt("mitdb_207_flutter")
+    features = analyze_ecg(signal, fs)
+    assert features.rhythm == "vf"
+    stretches = vf.stretches(signal, fs)
+    assert stretches
+    # Found inside the flutter (from 10.5 s), within 20 s of its start: its first
+    # seconds run at 180/min or slower, under the VF rate floor.
+    assert fields["beats"][-1] <= stretches[0].start <= 30.5 * fs
+    inside = [p for p in features.r_peaks for s in stretches if s.start <= p < s.stop]
+    assert inside == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mitdb_115_sinus",
+        "mitdb_201_af",
+        "mitdb_119_bigeminy",
+        "mitdb_215_tachycardia",
+        "nstdb_118e00_noise_onset",
+        "ludb_1_ii",
+    ],
+)
+def test_no_other_excerpt_has_a_vf_stretch(name):
+    signal, fs, _ = excerpt(name)
+    assert vf.stretches(signal, fs) == []
+
+
+def test_a_sinusoid_meets_both_vf_criteria_and_a_qrs_train_meets_neither():
+    fs = 250.0
+    t = np.arange(int(4 * fs)) / fs
+    sine = np.sin(2 * np.pi * 4.0 * t)
+    assert vf.leakage(sine) < vf.LEAKAGE_MAX
+    peak, moment, share = vf.spectral(sine, fs)
+    assert peak == 4.0
+    assert moment <= vf.MOMENT_MAX
+    assert share >= vf.A2_MIN
+    assert vf.is_vf(sine, fs)
+    # Narrow 1 mV spikes at 75/min on a flat baseline: a pulse train, many harmonics.
+    spikes = np.exp(-(((t[:, None] - np.arange(0.4, 4, 0.8)) / 0.012) ** 2)).sum(axis=1)
+    assert vf.leakage(spikes - spikes.mean()) >= vf.LEAKAGE_MAX
+    assert not vf.is_vf(spikes, fs)
 
 
 def test_it_calls_electrode_motion_at_0_db_noise_rather_than_an_arrhythmia():

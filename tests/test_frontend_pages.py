@@ -270,3 +270,13 @@ def test_a_high_priority_alert_offers_no_snooze(client, clinician, patient):
     )
     assert 'data-action="acknowledge"' in content
     assert 'data-action="snooze"' not in content
+
+
+@pytest.mark.parametrize(
+    ("rhythm", "shown"),
+    [("vf", "VF / ventricular flutter"), ("af", "AF"), ("sinus", "Sinus"), ("", "—")],
+)
+def test_the_rhythm_reads_as_a_clinician_writes_it(rhythm, shown):
+    from frontend.templatetags.dashboard import rhythm_label
+
+    assert rhythm_label(rhythm) == shown

@@ -29,9 +29,15 @@ def ms(value: Any) -> str:
     return "—" if value in (None, "") else f"{float(value):.0f} ms"
 
 
+# Abbreviations as clinicians write them; the rest read as words ("Sinus", "Pause").
+RHYTHM_LABELS = {"af": "AF", "vf": "VF / ventricular flutter"}
+
+
 @register.filter
 def rhythm_label(value: str) -> str:
-    return value.replace("_", " ").capitalize() if value else "—"
+    if not value:
+        return "—"
+    return RHYTHM_LABELS.get(value, value.replace("_", " ").capitalize())
 
 
 @register.filter
