@@ -86,6 +86,34 @@ CODES: dict[str, Code] = {
     ),
 }
 
+# news2() argument (telemetry/scoring.py) → the codes that feed it (the latest of
+# them counts): one map for the server's workers and the edge gateway.
+NEWS2_CODES: dict[str, tuple[str, ...]] = {
+    "respiration_rate": (RESPIRATORY_RATE,),
+    "spo2": (SPO2, SPO2_PULSE_OX),
+    "on_oxygen": (INHALED_OXYGEN,),
+    "systolic_bp": (SYSTOLIC,),
+    "pulse_rate": (HEART_RATE,),
+    "consciousness": (CONSCIOUSNESS,),
+    "temperature_c": (BODY_TEMPERATURE,),
+}
+SCORED_CODES = frozenset(code for codes in NEWS2_CODES.values() for code in codes)
+
+
+def news2_value(
+    name: str, value: float | None, text: str, unit: str
+) -> float | str | bool | None:
+    """A stored reading as the news2() argument ``name``: the ACVPU letter, "on
+    oxygen" when the inhaled oxygen is above room air (or any flow), else the
+    number in its stored unit."""
+    if name == "consciousness":
+        return text
+    if value is None:
+        return None
+    if name == "on_oxygen":
+        return value > (ROOM_AIR_FIO2_PCT if unit == "%" else 0.0)
+    return value
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(

@@ -24,18 +24,6 @@ from .scoring import FreshnessWindows, Reading, latest_inputs, news2
 
 log = logging.getLogger(__name__)
 
-# NEWS2 argument → the LOINC codes that feed it (the latest of them counts).
-NEWS2_CODES: dict[str, tuple[str, ...]] = {
-    "respiration_rate": (c.RESPIRATORY_RATE,),
-    "spo2": (c.SPO2, c.SPO2_PULSE_OX),
-    "on_oxygen": (c.INHALED_OXYGEN,),
-    "systolic_bp": (c.SYSTOLIC,),
-    "pulse_rate": (c.HEART_RATE,),
-    "consciousness": (c.CONSCIOUSNESS,),
-    "temperature_c": (c.BODY_TEMPERATURE,),
-}
-SCORED_CODES = {code for codes in NEWS2_CODES.values() for code in codes}
-
 
 def process_batch(batch_pk: int) -> bool:
     """Process one batch; False when there was nothing to do."""
@@ -104,7 +92,7 @@ def rescore_for_batch(
 ) -> list[News2Score]:
     """Score the patient as of the batch's newest vital sign, and re-score the
     scores its (possibly late) readings could have changed."""
-    times = [obs.time for obs in observations if obs.code in SCORED_CODES]
+    times = [obs.time for obs in observations if obs.code in c.SCORED_CODES]
     if not times:
         return []
     patient = batch.patient
@@ -127,7 +115,7 @@ def score_patient(*, patient: Patient, as_of: datetime) -> News2Score:
             key=lambda obs: (obs.time, obs.pk),
             default=None,
         )
-        for name, codes in NEWS2_CODES.items()
+        for name, codes in c.NEWS2_CODES.items()
     }
     readings = {name: _reading(name, obs) for name, obs in latest.items() if obs}
     fresh = latest_inputs(readings, now=as_of, windows=_windows())
@@ -140,7 +128,7 @@ def _latest_per_code(patient: Patient, as_of: datetime) -> dict[str, Observation
     """The newest observation at or before ``as_of`` of every scored code, each
     annotated with its device's expected interval. On PostgreSQL one query: a
     LATERAL index seek per code (DISTINCT ON would read the whole history)."""
-    codes = sorted(SCORED_CODES)
+    codes = sorted(c.SCORED_CODES)
     if connection.vendor == "postgresql":
         table = Observation._meta.db_table
         device = Device._meta.db_table
@@ -169,16 +157,8 @@ def _latest_per_code(patient: Patient, as_of: datetime) -> dict[str, Observation
 
 def _reading(name: str, obs: Observation) -> Reading:
     streaming = obs.device_interval_s <= settings.NEWS2_STREAMING_INTERVAL_S
-    return Reading(value=_news2_value(name, obs), time=obs.time, continuous=streaming)
-
-
-def _news2_value(name: str, obs: Observation) -> float | str | bool:
-    if name == "consciousness":
-        return obs.text
-    if name == "on_oxygen":
-        room_air = c.ROOM_AIR_FIO2_PCT if obs.unit == "%" else 0.0
-        return obs.value > room_air
-    return obs.value
+    value = c.news2_value(name, obs.value, obs.text, obs.unit)
+    return Reading(value=value, time=obs.time, continuous=streaming)
 
 
 def _windows() -> FreshnessWindows:

@@ -8,8 +8,9 @@ lifted out of this repository as it is.
 from __future__ import annotations
 
 from .buffer import Limits, Pending
-from .client import Backoff, DeadLetter, DeviceClient, FlushReport
+from .client import DeadLetter, DeviceClient
 from .transport import PlainJson, Sealed, Sealer, certificate_sha256
+from .upload import Backoff, FlushReport
 
 __all__ = [
     "Backoff",

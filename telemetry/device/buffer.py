@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+READINGS = ("observations", "ecg")  # the lists of a batch that a split divides
+
+
 @dataclass(frozen=True)
 class Limits:
     """How much one batch may carry (the server takes 10,000 observations, 64
@@ -218,18 +221,19 @@ class Buffer:
     def split(self, batch: StoredBatch) -> bool:
         """Replace a batch the server found too large by two halves under new IDs
         (a 413 means nothing was stored). False when it holds one reading only."""
-        observations, ecg = batch.body["observations"], batch.body["ecg"]
-        readings = [("o", o) for o in observations] + [("e", e) for e in ecg]
-        if len(readings) < 2:
+        halves = split_body(batch.body, READINGS)
+        if halves is None:
             return False
-        half = len(readings) // 2
-        battery = batch.body.get("battery_pct")
         with self._transaction() as db:
             db.execute("DELETE FROM batch WHERE id = ?", (batch.row,))
-            for part in (readings[:half], readings[half:]):
-                obs = [r for k, r in part if k == "o"]
-                segments = [r for k, r in part if k == "e"]
-                self._insert_batch(db, batch.origin, obs, segments, battery)
+            for half in halves:
+                self._insert_batch(
+                    db,
+                    batch.origin,
+                    half["observations"],
+                    half["ecg"],
+                    half.get("battery_pct"),
+                )
         return True
 
     def dead_letters(self) -> list[dict[str, Any]]:
@@ -263,6 +267,40 @@ class Buffer:
             batches=batches,
             dead_letters=dead,
         )
+
+
+def split_body(
+    body: dict[str, Any], parts: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The two halves of a batch body the server refused as too large, without its
+    batch_id (each half is stored under a new one before either is sent).
+
+    The items of the ``parts`` lists, taken in that order, are divided in two; the
+    other fields go with both halves, except a list that is not a part (a
+    gateway's ``fulfils``), which goes with the second: the server acts on it when
+    the upload carrying it lands, and the second half lands last. None when the body
+    holds fewer than two items.
+    """
+    items = [(name, item) for name in parts for item in body.get(name, [])]
+    if len(items) < 2:
+        return None
+    rest = {k: v for k, v in body.items() if k not in parts and k != "batch_id"}
+    shared = {k: v for k, v in rest.items() if not isinstance(v, list)}
+    half = len(items) // 2
+    first = _regroup(shared, items[:half], body, parts)
+    return first, _regroup(rest, items[half:], body, parts)
+
+
+def _regroup(
+    fields: dict[str, Any],
+    items: list[tuple[str, Any]],
+    body: dict[str, Any],
+    parts: tuple[str, ...],
+) -> dict[str, Any]:
+    """Fields plus the items back in their lists (only the lists the body had:
+    the plain batch contract refuses fields it does not know)."""
+    lists = {name: [i for n, i in items if n == name] for name in parts if name in body}
+    return {**fields, **lists}
 
 
 def _chunks(items: list[tuple], limits: Limits) -> Iterator[list[tuple]]:

@@ -4,17 +4,14 @@ Delivery is exactly once by construction: every reading is committed to the
 buffer before ``add_*`` returns; a batch gets its UUID when it is formed and keeps
 it (and its body) for every attempt, so a retry is "the same batch" to the server,
 which stores a batch_id once; and only a 2xx deletes the batch from the buffer.
+The sending loop (retries, splitting on 413, dead letters) is upload.py's, shared
+with the edge gateway.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
-import logging
-import math
-import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,13 +22,9 @@ import requests
 
 from .buffer import Buffer, Limits, Pending, StoredBatch
 from .transport import Link, PlainJson, Sealer, https_session
-
-log = logging.getLogger(__name__)
+from .upload import Backoff, FlushReport, Uploader
 
 UPLOAD_PATH = "/api/v1/telemetry/batches"
-# 4xx answers that a retry cannot fix: the batch goes to the dead letters.
-FINAL = {400, 401, 403, 404, 405, 409, 410, 415, 422}
-TOO_LARGE = 413
 
 
 def utc_now() -> datetime:
@@ -45,41 +38,12 @@ def iso(when: datetime) -> str:
 
 
 @dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter (a uniform wait in [0, min(cap,
-    base·2^attempt)]): devices that lost the server together do not return
-    together."""
-
-    base_s: float = 1.0
-    cap_s: float = 300.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0.0, min(self.cap_s, self.base_s * 2.0 ** min(attempt, 30)))
-
-
-@dataclass(frozen=True)
 class DeadLetter:
     batch_id: str
     status: int
     problem: dict[str, Any]
     observations: int
     ecg_segments: int
-
-
-@dataclass(frozen=True)
-class FlushReport:
-    delivered: int = 0  # 201: stored now
-    duplicates: int = 0  # 200: the server had it already (an earlier attempt)
-    dead_lettered: int = 0
-    retry_in: float | None = None  # seconds until the next attempt is due
-
-    def plus(self, other: FlushReport) -> FlushReport:
-        return FlushReport(
-            self.delivered + other.delivered,
-            self.duplicates + other.duplicates,
-            self.dead_lettered + other.dead_lettered,
-            other.retry_in,
-        )
 
 
 class DeviceClient:
@@ -104,7 +68,6 @@ class DeviceClient:
         self._buffer = Buffer(buffer_path)
         self._limits = Limits(observations=max_batch_observations)
         self._session = https_session(ca_file, pin_sha256)
-        self._backoff = backoff or Backoff()
         self._timeout = timeout_s
         self._clock = clock  # the device's clock: it stamps sent_at
         self._on_dead_letter = on_dead_letter
@@ -112,7 +75,13 @@ class DeviceClient:
         self._sealer.bind(
             Link(self._session, self.base_url, token, timeout_s), self._buffer
         )
-        self._rng = random.Random()  # noqa: S311 (jitter, not secrecy)
+        self._uploader = Uploader(
+            self._buffer,
+            self._post,
+            backoff=backoff or Backoff(),
+            refused=self._sealer.refused,
+            on_dead_letter=self._dead_lettered,
+        )
 
     # --- producing ---
 
@@ -171,34 +140,7 @@ class DeviceClient:
         """Form batches from what is waiting and send them oldest first, until the
         buffer is empty or an attempt must wait (then ``retry_in`` says how long)."""
         self._buffer.form_batches(self._limits)
-        report = FlushReport()
-        while (batch := self._buffer.oldest()) is not None:
-            wait = batch.not_before - time.time()
-            if wait > 0:
-                return report.plus(FlushReport(retry_in=wait))
-            step = self._attempt(batch)
-            report = report.plus(step)
-            if step.retry_in is not None:
-                return report
-        return report
-
-    def _attempt(self, batch: StoredBatch) -> FlushReport:
-        try:
-            response = self._post(batch)
-        except requests.RequestException as error:
-            return self._retry(batch, f"{type(error).__name__}: {error}", None)
-        status = response.status_code
-        if 200 <= status < 300:
-            self._buffer.delivered(batch)
-            return FlushReport(delivered=status == 201, duplicates=status != 201)
-        if self._sealer.refused(response):
-            return self._retry(batch, f"sealed upload refused ({status})", None)
-        if status == TOO_LARGE and self._buffer.split(batch):
-            log.warning("batch %s too large: split in two", batch.batch_id)
-            return FlushReport()
-        if status in FINAL or status == TOO_LARGE:
-            return self._give_up(batch, response)
-        return self._retry(batch, f"HTTP {status}", retry_after(response))
+        return self._uploader.flush_once()
 
     def _post(self, batch: StoredBatch) -> requests.Response:
         body = {**batch.body, "sent_at": iso(self._clock())}
@@ -209,55 +151,17 @@ class DeviceClient:
             url, data=sealed.body, headers=headers, timeout=self._timeout
         )
 
-    def _retry(
-        self, batch: StoredBatch, error: str, retry_after_s: float | None
-    ) -> FlushReport:
-        delay = self._backoff.delay(batch.attempts, self._rng)
-        if retry_after_s is not None:
-            delay = max(delay, retry_after_s)
-        self._buffer.retry_later(batch, delay, error)
-        log.info("batch %s: %s; next attempt in %.1f s", batch.batch_id, error, delay)
-        return FlushReport(retry_in=delay)
-
-    def _give_up(self, batch: StoredBatch, response: requests.Response) -> FlushReport:
-        problem = problem_details(response)
-        self._buffer.dead_letter(batch, response.status_code, problem)
-        letter = DeadLetter(
-            batch.batch_id,
-            response.status_code,
-            problem,
-            len(batch.body["observations"]),
-            len(batch.body["ecg"]),
+    def _dead_lettered(
+        self, batch: StoredBatch, status: int, problem: dict[str, Any]
+    ) -> None:
+        if self._on_dead_letter is None:
+            return
+        self._on_dead_letter(
+            DeadLetter(
+                batch.batch_id,
+                status,
+                problem,
+                len(batch.body["observations"]),
+                len(batch.body["ecg"]),
+            )
         )
-        log.error(
-            "batch %s refused (%s): %s",
-            batch.batch_id,
-            response.status_code,
-            problem.get("detail", ""),
-        )
-        if self._on_dead_letter is not None:
-            self._on_dead_letter(letter)
-        return FlushReport(dead_lettered=1)
-
-
-def problem_details(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {"status": response.status_code, "detail": response.text[:500]}
-    return body if isinstance(body, dict) else {"detail": body}
-
-
-def retry_after(response: requests.Response) -> float | None:
-    """Retry-After in seconds: delay-seconds or an HTTP date (RFC 9110)."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    seconds = (when - utc_now()).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None

@@ -14,17 +14,8 @@ from alerts import rules
 from telemetry import contract as c
 from telemetry.scoring import FreshnessWindows, Reading, latest_inputs, news2
 
-# As telemetry/processing.py (which needs Django): NEWS2 input → LOINC codes.
-NEWS2_CODES: dict[str, tuple[str, ...]] = {
-    "respiration_rate": (c.RESPIRATORY_RATE,),
-    "spo2": (c.SPO2, c.SPO2_PULSE_OX),
-    "on_oxygen": (c.INHALED_OXYGEN,),
-    "systolic_bp": (c.SYSTOLIC,),
-    "pulse_rate": (c.HEART_RATE,),
-    "consciousness": (c.CONSCIOUSNESS,),
-    "temperature_c": (c.BODY_TEMPERATURE,),
-}
-INPUT_OF = {code: name for name, codes in NEWS2_CODES.items() for code in codes}
+# LOINC code → the NEWS2 input it feeds (the server's map, telemetry/contract.py).
+INPUT_OF = {code: name for name, codes in c.NEWS2_CODES.items() for code in codes}
 
 
 @dataclass(frozen=True)
@@ -71,7 +62,7 @@ class Vitals:
         """Limits for one reading; remembers it for NEWS2."""
         name = INPUT_OF.get(reading.code)
         if name is not None:
-            value = _news2_value(name, reading)
+            value = c.news2_value(name, reading.value, reading.text, reading.unit)
             known = self.latest.get(name)
             if known is None or known.time <= reading.time:
                 self.latest[name] = Reading(value, reading.time, self.continuous)
@@ -101,15 +92,6 @@ class Vitals:
             at=as_of,
         )
         return score, outcome
-
-
-def _news2_value(name: str, reading: c.Reading) -> float | str | bool:
-    if name == "consciousness":
-        return reading.text
-    if name == "on_oxygen":
-        room_air = c.ROOM_AIR_FIO2_PCT if reading.unit == "%" else 0.0
-        return (reading.value or 0.0) > room_air
-    return reading.value if reading.value is not None else 0.0
 
 
 def outcome_json(outcome: rules.Outcome) -> dict[str, Any]:

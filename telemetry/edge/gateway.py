@@ -23,25 +23,13 @@ import requests
 
 from alerts import rules
 from telemetry import contract as c
-from telemetry.device.client import (
-    FINAL,
-    Backoff,
-    FlushReport,
-    iso,
-    problem_details,
-    retry_after,
-    utc_now,
-)
+from telemetry.device.buffer import Limits
+from telemetry.device.client import iso, utc_now
 from telemetry.device.transport import https_session
+from telemetry.device.upload import Backoff, FlushReport, Uploader
 
 from .alarms import Alarm, Change, LocalAlarms
-from .evaluate import (
-    NEWS2_CODES,
-    Vitals,
-    WindowResult,
-    analyse_window,
-    outcome_json,
-)
+from .evaluate import Vitals, WindowResult, analyse_window, outcome_json
 from .outbox import ALERT_LANE, DATA_LANE, Step, Store, Upload
 from .policy import Policy, Window, forward_reason
 from .windows import Chunk, cut
@@ -51,8 +39,7 @@ log = logging.getLogger(__name__)
 BATCHES = "/api/v1/telemetry/batches"
 EDGE_BATCHES = "/api/v1/telemetry/edge-batches"
 EDGE_REQUESTS = "/api/v1/telemetry/edge-requests"
-MAX_STRIPS = 16  # per upload, as the device client
-_SCORED = {code for codes in NEWS2_CODES.values() for code in codes}
+MAX_STRIPS = Limits().ecg_segments  # per upload, as the device client
 
 
 @dataclass(frozen=True)
@@ -82,8 +69,8 @@ class Gateway:
         self._token = token
         self.store = Store(store_path)
         self._session = https_session(ca_file, pin_sha256)
-        self._backoff = backoff or Backoff()
         self._timeout = timeout_s
+        self.uploader = Uploader(self.store, self._post, backoff=backoff or Backoff())
         self._clock = clock
         self._alarm_stream = alarm_stream or sys.stderr
         self._alarms = LocalAlarms()
@@ -91,9 +78,8 @@ class Gateway:
             overrides=self.store.state("overrides", {}),
             spo2_scale=self.store.state("spo2_scale", 1),
         )
-        self.link_error: str | None = None  # the last upload's failure, if it failed
         self._pending_state: dict[str, Any] = {}  # decisions of the step under way
-        self._rng = random.Random()  # noqa: S311 (jitter, schedule phase)
+        self._rng = random.Random()  # noqa: S311 (schedule phase, not secrecy)
         self._first_start()
 
     def _first_start(self) -> None:
@@ -127,7 +113,18 @@ class Gateway:
     def receive(
         self, source: str, batch_id: str, items: list[tuple[str, dict]]
     ) -> bool:
-        """Durable before it returns; False for a batch already received."""
+        """Durable before it returns; False for a batch already received.
+
+        Raises ValueError, keeping nothing, for readings the server's batch contract
+        refuses (an unknown code or unit, an implausible value, a broken clock):
+        the box could not analyse them, and the server would refuse the whole
+        upload that carried them, with every good reading in it.
+        """
+        problems = _refusals(items, now=self._clock())
+        if problems:
+            refused = "; ".join(f"{p.path}: {p.message}" for p in problems)
+            log.warning("readings from %s refused: %s", source, refused)
+            raise ValueError(f"not kept: {refused}")
         return self.store.receive(source, batch_id, items)
 
     def alarms(self) -> list[Alarm]:
@@ -172,7 +169,7 @@ class Gateway:
         outcomes: list[rules.Outcome] = []
         for reading in sorted(readings, key=lambda r: r.time):
             outcomes += self._vitals.outcomes(reading)
-        scored = [r.time for r in readings if r.code in _SCORED]
+        scored = [r.time for r in readings if r.code in c.SCORED_CODES]
         if not scored:
             return outcomes, []
         score, news2 = self._vitals.score(max(scored))
@@ -310,48 +307,24 @@ class Gateway:
 
     # --- sending ---
 
+    @property
+    def link_error(self) -> str | None:
+        """Why the last exchange with the server failed; None if it did not."""
+        return self.uploader.last_error
+
     def flush_once(self) -> FlushReport:
         """Send what is due, alerts first, each lane oldest first, until the outbox
         is empty or an upload must wait."""
-        report = FlushReport()
-        while (upload := self.store.next_upload()) is not None:
-            wait = upload.not_before - time.time()
-            if wait > 0:
-                return report.plus(FlushReport(retry_in=wait))
-            attempt = self._attempt(upload)
-            report = report.plus(attempt)
-            if attempt.retry_in is not None:
-                return report
-        return report
+        return self.uploader.flush_once()
 
-    def _attempt(self, upload: Upload) -> FlushReport:
+    def _post(self, upload: Upload) -> requests.Response:
         body = {**upload.body, "sent_at": iso(self._clock())}
-        try:
-            response = self._session.post(
-                self.url + upload.path,
-                data=json.dumps(body, separators=(",", ":")),
-                headers=self._headers(),
-                timeout=self._timeout,
-            )
-        except requests.RequestException as error:
-            return self._retry(upload, f"{type(error).__name__}: {error}", None)
-        status = response.status_code
-        if 200 <= status < 300:
-            self.store.delivered(upload)
-            self.link_error = None
-            return FlushReport(delivered=status == 201, duplicates=status != 201)
-        if status in FINAL or status == 413:
-            self.store.dead_letter(upload, status, problem_details(response))
-            log.error("upload %s refused (%s)", upload.batch_id, status)
-            return FlushReport(dead_lettered=1)
-        return self._retry(upload, f"HTTP {status}", retry_after(response))
-
-    def _retry(self, upload: Upload, error: str, after: float | None) -> FlushReport:
-        delay = self._backoff.delay(upload.attempts, self._rng)
-        delay = max(delay, after) if after is not None else delay
-        self.store.retry_later(upload, delay, error)
-        self.link_error = error
-        return FlushReport(retry_in=delay)
+        return self._session.post(
+            self.url + upload.path,
+            data=json.dumps(body, separators=(",", ":")),
+            headers=self._headers(),
+            timeout=self._timeout,
+        )
 
     def _headers(self) -> dict[str, str]:
         return {
@@ -369,7 +342,7 @@ class Gateway:
                 self.url + EDGE_REQUESTS, headers=self._headers(), timeout=self._timeout
             )
         except requests.RequestException as error:
-            self.link_error = f"{type(error).__name__}: {error}"
+            self.uploader.last_error = f"{type(error).__name__}: {error}"
             return 0
         if response.status_code != 200:
             return 0
@@ -434,6 +407,19 @@ class Gateway:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _refusals(items: list[tuple[str, dict]], *, now: datetime) -> list[c.Problem]:
+    """What the server would say of these readings, as one batch (the device port
+    checks a device's upload the same way before it answers)."""
+    body = {
+        "batch_id": str(uuid.UUID(int=0)),
+        "sent_at": iso(now),
+        "observations": [p for kind, p in items if kind == "observation"],
+        "ecg": [p for kind, p in items if kind == "ecg"],
+    }
+    batch, problems = c.parse_batch(json.dumps(body).encode())
+    return problems if batch is None else c.check_batch(batch, now=now)
 
 
 def _when(value: str | None) -> datetime | None:

@@ -5,7 +5,9 @@
 - ``outbox``: uploads formed with their batch_id and body fixed, in two lanes.
   Lane 0 (alerts: the gateway's alert outcomes and their evidence strips) is
   always drained before lane 1 (data), each oldest first. Only a 2xx deletes an
-  upload, and a retry sends the same batch_id, so the server stores it once.
+  upload, and a retry sends the same batch_id, so the server stores it once; an
+  upload the server finds too large becomes two halves with batch_ids of their
+  own, in its place (the device client's sending loop, telemetry/device/upload.py).
 - ``kept``: raw ECG windows not uploaded, for a clinician to fetch until expiry.
 
 A processing step (consume inbox rows, add uploads, keep strips, update state) is
@@ -26,6 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from telemetry.device.buffer import split_body
+
 ALERT_LANE, DATA_LANE = 0, 1
 
 SCHEMA = """
@@ -39,6 +43,9 @@ CREATE TABLE IF NOT EXISTS inbox (
 );
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin INTEGER NOT NULL DEFAULT 0,     -- the id of the upload first formed with
+                                           -- this content: halves of a split keep
+                                           -- their place in the lane
     lane INTEGER NOT NULL,
     path TEXT NOT NULL,
     batch_id TEXT NOT NULL UNIQUE,
@@ -47,8 +54,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     not_before REAL NOT NULL DEFAULT 0,
     last_error TEXT NOT NULL DEFAULT ''
 );
--- The sending loop's query: alerts first, then the oldest.
-CREATE INDEX IF NOT EXISTS outbox_order ON outbox (lane, id);
 CREATE TABLE IF NOT EXISTS dead_letter (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     batch_id TEXT NOT NULL, path TEXT NOT NULL, body TEXT NOT NULL,
@@ -64,11 +69,20 @@ CREATE TABLE IF NOT EXISTS kept (
 CREATE INDEX IF NOT EXISTS kept_time ON kept (start_ts);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# After _upgrade, which adds ``origin`` to a store made before splits.
+INDEXES = """
+DROP INDEX IF EXISTS outbox_order;
+-- The sending loop's query: alerts first, then the oldest.
+CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (lane, origin, id);
+"""
+# The lists of an edge batch that a split divides, alert outcomes first.
+PARTS = ("outcomes", "scores", "features", "observations", "ecg")
 
 
 @dataclass(frozen=True)
 class Upload:
     id: int
+    origin: int
     lane: int
     path: str
     batch_id: str
@@ -103,6 +117,17 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._upgrade()
+        self._db.executescript(INDEXES)
+
+    def _upgrade(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "origin" not in columns:
+            with self._transaction() as db:
+                db.execute(
+                    "ALTER TABLE outbox ADD COLUMN origin INTEGER NOT NULL DEFAULT 0"
+                )
+                db.execute("UPDATE outbox SET origin = id")
 
     def close(self) -> None:
         with self._lock:
@@ -155,11 +180,7 @@ class Store:
                 [(kind, _dumps(payload)) for kind, payload in step.leftover],
             )
             for lane, path, body in step.uploads:
-                batch_id = str(uuid.uuid4())
-                db.execute(
-                    "INSERT INTO outbox (lane, path, batch_id, body) VALUES (?,?,?,?)",
-                    (lane, path, batch_id, _dumps({"batch_id": batch_id, **body})),
-                )
+                _insert_upload(db, None, lane, path, body)
             db.executemany(
                 "INSERT INTO kept (lead, fs_hz, start, start_ts, end_ts, samples) "
                 "VALUES (:lead, :fs_hz, :start, :start_ts, :end_ts, :samples)",
@@ -202,16 +223,17 @@ class Store:
 
     # --- sending ---
 
-    def next_upload(self) -> Upload | None:
+    def oldest(self) -> Upload | None:
+        """The next to send: alerts first, each lane oldest first."""
         with self._lock:
             row = self._db.execute(
-                "SELECT id, lane, path, batch_id, body, attempts, not_before "
-                "FROM outbox ORDER BY lane, id LIMIT 1"
+                "SELECT id, origin, lane, path, batch_id, body, attempts, not_before "
+                "FROM outbox ORDER BY lane, origin, id LIMIT 1"
             ).fetchone()
         if row is None:
             return None
-        i, lane, path, batch_id, body, attempts, not_before = row
-        return Upload(i, lane, path, batch_id, json.loads(body), attempts, not_before)
+        *head, body, attempts, not_before = row
+        return Upload(*head, json.loads(body), attempts, not_before)
 
     def delivered(self, upload: Upload) -> None:
         with self._transaction() as db:
@@ -224,6 +246,18 @@ class Store:
                 "last_error = ? WHERE id = ?",
                 (time.time() + delay_s, error[:500], upload.id),
             )
+
+    def split(self, upload: Upload) -> bool:
+        """Replace an upload the server found too large (a 413: nothing stored) by
+        two halves under new batch_ids, in its place. False for one item only."""
+        halves = split_body(upload.body, PARTS)
+        if halves is None:
+            return False
+        with self._transaction() as db:
+            db.execute("DELETE FROM outbox WHERE id = ?", (upload.id,))
+            for half in halves:
+                _insert_upload(db, upload.origin, upload.lane, upload.path, half)
+        return True
 
     def dead_letter(self, upload: Upload, status: int, problem: dict) -> None:
         with self._transaction() as db:
@@ -257,3 +291,20 @@ class Store:
             "kept_strips": kept,
             "dead_letters": dead,
         }
+
+
+def _insert_upload(
+    db: sqlite3.Connection,
+    origin: int | None,
+    lane: int,
+    path: str,
+    body: dict[str, Any],
+) -> None:
+    batch_id = str(uuid.uuid4())
+    cursor = db.execute(
+        "INSERT INTO outbox (origin, lane, path, batch_id, body) "
+        "VALUES (coalesce(?, 0), ?, ?, ?, ?)",
+        (origin, lane, path, batch_id, _dumps({"batch_id": batch_id, **body})),
+    )
+    if origin is None:
+        db.execute("UPDATE outbox SET origin = id WHERE id = ?", (cursor.lastrowid,))
