@@ -27,7 +27,7 @@ async def connect(user, path="/ws/alerts/") -> WebsocketCommunicator:
             (b"authorization", f"Token {token}".encode()),
         ],
     )
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=10)
     assert connected
     return communicator
 
@@ -46,8 +46,8 @@ async def test_an_alert_reaches_its_clinician_and_not_another_team(
     mine = await connect(clinician)
     theirs = await connect(other_clinician)
     try:
-        hello = await mine.receive_json_from()
-        await theirs.receive_json_from()
+        hello = await mine.receive_json_from(timeout=10)
+        await theirs.receive_json_from(timeout=10)
         alert = await raise_alert(patient)
         event = await mine.receive_json_from(timeout=5)
         assert (event["type"], event["event"], event["alert"]["id"]) == (
@@ -76,7 +76,7 @@ async def test_the_patient_stream_refuses_another_teams_patient(
 async def test_the_patient_stream_carries_processed_vitals(clinician, device, patient):
     communicator = await connect(clinician, f"/ws/patients/{patient.pk}/")
     try:
-        assert (await communicator.receive_json_from())["type"] == "hello"
+        assert (await communicator.receive_json_from(timeout=10))["type"] == "hello"
         await database_sync_to_async(upload_and_process)(device)
         update = await communicator.receive_json_from(timeout=5)
         assert update["type"] == "patient.update"

@@ -104,12 +104,12 @@ async def test_the_token_opens_the_alert_websocket(clinician):
 
     token = await database_sync_to_async(issue_clinician_token)(user=clinician)
     communicator = socket(token)
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=10)
     try:
         assert connected
-        assert (await communicator.receive_json_from())["type"] == "hello"
+        assert (await communicator.receive_json_from(timeout=10))["type"] == "hello"
         await communicator.send_json_to({"type": "ping", "id": 7})
-        assert await communicator.receive_json_from() == {"type": "pong", "id": 7}
+        assert await communicator.receive_json_from(timeout=10) == {"type": "pong", "id": 7}
     finally:
         await communicator.disconnect()
 
@@ -119,7 +119,7 @@ async def test_the_token_opens_the_alert_websocket(clinician):
 @pytest.mark.parametrize("token", [None, "rpmc_forged"])
 async def test_the_alert_websocket_closes_4403_without_a_valid_token(token):
     communicator = socket(token)
-    await communicator.connect()
+    await communicator.connect(timeout=10)
     assert await communicator.receive_output() == {
         "type": "websocket.close",
         "code": 4403,

@@ -259,9 +259,9 @@ async def test_the_websocket_gauge_follows_connections(clinician):
             (b"authorization", f"Token {token}".encode()),
         ],
     )
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=10)
     assert connected
-    await communicator.receive_json_from()
+    await communicator.receive_json_from(timeout=10)
     during = value(await ascrape(), "rpm_websocket_connections", stream="staff")
     await communicator.disconnect()
     after = value(await ascrape(), "rpm_websocket_connections", stream="staff")

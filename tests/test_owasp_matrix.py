@@ -617,7 +617,7 @@ async def test_api1_api5_only_staff_who_may_see_join_a_socket(
     headers = await _ws_headers(actor, request)
     socket = WebsocketCommunicator(application, path.format(**world), headers=headers)
     try:
-        connected, _ = await socket.connect()
+        connected, _ = await socket.connect(timeout=10)
         assert connected
         first = await socket.receive_output(timeout=5)
         if actor in WS_ALLOWED[path]:
@@ -637,6 +637,6 @@ async def test_api8_a_socket_from_a_foreign_origin_is_refused(world, request):
     auth = await database_sync_to_async(headers_of)("care_team", request)
     headers.append((b"authorization", auth["HTTP_AUTHORIZATION"].encode()))
     socket = WebsocketCommunicator(application, "/ws/alerts/", headers=headers)
-    connected, _ = await socket.connect()
+    connected, _ = await socket.connect(timeout=10)
     assert not connected
     await socket.disconnect()
