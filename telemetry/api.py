@@ -209,11 +209,6 @@ class BatchUploadView(DeviceView):
                 f"batch_id {batch.batch_id} was already used for a different "
                 "batch: use a new UUID for every batch",
             )
-        if stored.created:
-            metrics.count_readings(
-                observations=stored.answer["observations"],
-                ecg_segments=stored.answer["ecg_segments"],
-            )
         return JsonResponse(stored.answer, status=201 if stored.created else 200)
 
 

@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from patients.models import Device
+from rpm import metrics
 
 from .contract import BatchIn, readings
 from .models import Batch, EcgSegment, Observation, pack_samples
@@ -42,6 +43,14 @@ def record_batch(*, device: Device, batch: BatchIn, fingerprint: str) -> Stored:
         with transaction.atomic():
             stored = _insert(device, batch, fingerprint)
             transaction.on_commit(lambda: _queue(stored.pk))
+            # Counted once stored, whichever API it came through (device, sealed
+            # or edge upload), and only if the outer transaction commits.
+            transaction.on_commit(
+                lambda: metrics.count_readings(
+                    observations=stored.observation_count,
+                    ecg_segments=stored.ecg_count,
+                )
+            )
     except IntegrityError:
         stored = Batch.objects.filter(device=device, batch_id=batch.batch_id).first()
         if stored is None:

@@ -109,7 +109,8 @@ async def test_the_token_opens_the_alert_websocket(clinician):
         assert connected
         assert (await communicator.receive_json_from(timeout=10))["type"] == "hello"
         await communicator.send_json_to({"type": "ping", "id": 7})
-        assert await communicator.receive_json_from(timeout=10) == {"type": "pong", "id": 7}
+        pong = await communicator.receive_json_from(timeout=10)
+        assert pong == {"type": "pong", "id": 7}
     finally:
         await communicator.disconnect()
 

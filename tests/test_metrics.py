@@ -81,6 +81,7 @@ def test_without_a_token_configured_no_bearer_is_accepted(client):
     assert response.status_code == 401
 
 
+@pytest.mark.django_db(transaction=True)  # counted when the batch commits
 def test_an_upload_counts_the_readings_it_stored(client, device):
     before = scrape(client)
     body = batch()
@@ -266,3 +267,17 @@ async def test_the_websocket_gauge_follows_connections(clinician):
     await communicator.disconnect()
     after = value(await ascrape(), "rpm_websocket_connections", stream="staff")
     assert (during, after) == (before + 1, before)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_edge_upload_counts_its_readings_too(client, device):
+    from .test_edge_api import edge_batch
+    from .test_edge_api import post as post_edge
+
+    before = scrape(client)
+    body = edge_batch(observations=batch()["observations"])
+    assert post_edge(client, device.token, body).status_code == 201, body
+    assert post_edge(client, device.token, body).status_code == 200
+    after = scrape(client)
+    name, labels = "rpm_readings_ingested_total", {"type": "vital"}
+    assert value(after, name, **labels) - value(before, name, **labels) == 2
