@@ -77,7 +77,14 @@ def _store_edge(gateway: Device, edge: EdgeBatchIn) -> None:
         )
         for o in edge.outcomes
     )
-    outcomes = [_outcome(o, batch) for o in edge.outcomes]
+    # The batch's strips, read once (it holds at most a few), in time order.
+    strips = [
+        (s.start, s.start + timedelta(seconds=s.duration_s), s.pk)
+        for s in batch.ecg_segments.only("start", "sample_count", "fs_hz").order_by(
+            "start"
+        )
+    ]
+    outcomes = [_outcome(o, strips) for o in edge.outcomes]
     apply_edge_outcomes(gateway=gateway, patient=batch.patient, outcomes=outcomes)
     _fulfil(batch, edge)
 
@@ -105,24 +112,20 @@ def _features(batch: Batch, edge: EdgeBatchIn) -> list[EdgeEcgFeatures]:
     return rows
 
 
-def _outcome(outcome: OutcomeIn, batch: Batch) -> Outcome:
+def _outcome(
+    outcome: OutcomeIn, strips: list[tuple[datetime, datetime, int]]
+) -> Outcome:
     if outcome.type == "clear":
         return Clear(outcome.kind, outcome.at)
     evidence = dict(outcome.evidence)
-    strip = _evidence_segment(batch, outcome.at)
+    # The evidence strip: the one stored with this batch that covers the finding.
+    covering = (pk for start, end, pk in strips if start <= outcome.at < end)
+    strip = next(covering, None)
     if strip is not None:
-        evidence["segment_id"] = strip  # the evidence strip, stored with this batch
+        evidence["segment_id"] = strip
     return Finding(
         outcome.kind, outcome.priority or "low", outcome.at, outcome.message, evidence
     )
-
-
-def _evidence_segment(batch: Batch, at: datetime) -> int | None:
-    """The stored strip of this batch that covers ``at``, if any."""
-    for segment in batch.ecg_segments.order_by("start"):
-        if segment.start <= at < segment.start + timedelta(seconds=segment.duration_s):
-            return segment.pk
-    return None
 
 
 # --- on-demand fetch of kept ECG ---
