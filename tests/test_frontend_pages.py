@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
@@ -176,9 +177,12 @@ def test_a_device_that_stopped_reporting_shows_as_stale_with_low_battery(
 
 
 def test_adherence_counts_the_days_with_data_in_the_last_thirty(
-    client, clinician, device
+    client, clinician, device, monkeypatch
 ):
     now = timezone.now()
+    # The view reads the same instant: a UTC midnight between the two reads would
+    # move its 30-day window by a day.
+    monkeypatch.setattr("frontend.summary.timezone", SimpleNamespace(now=lambda: now))
     for days_ago in (0, 0, 1, 5, 29, 31):
         at = now - timedelta(days=days_ago)
         Batch.objects.create(

@@ -19,6 +19,10 @@ import pytest
 
 from . import faults as f
 
+# The whole trial runs in the module fixture (fleet up to 270 s, settle up to
+# 240 s): pytest-timeout's 300 s default counts fixture setup.
+pytestmark = pytest.mark.timeout(900)
+
 DEVICES, SILENT, PER_BATCH = 50, 5, 40
 # 45 sending devices x 12 batches x 40 readings, and 2 batches from each silent one.
 BATCHES = 20_000 // ((DEVICES - SILENT) * PER_BATCH) + 1
