@@ -1,4 +1,4 @@
-"""Toeplitz hashing is exact and the verification hash catches errors."""
+"""Toeplitz hashing is exact and 2-universal; the verification hash catches errors."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from security.qkd.privacy import (
     EPSILON_PA,
     EPSILON_VERIFY,
     VERIFY_TAG_BITS,
+    modified_toeplitz_hash,
+    modified_toeplitz_hash_naive,
+    modified_toeplitz_matrix,
     random_bits,
     secure_length,
     toeplitz_hash,
@@ -37,6 +40,60 @@ def test_fft_hash_is_exact_on_a_long_all_ones_block():
     bits = np.ones(n, np.uint8)
     seed = np.ones(n + m - 1, np.uint8)
     assert (toeplitz_hash(bits, seed, m) == n % 2).all()
+
+
+@pytest.mark.parametrize(
+    ("n", "m"), [(2, 1), (7, 3), (100, 1), (257, 256), (3001, 1499), (10_007, 64)]
+)
+def test_modified_hash_equals_the_naive_identity_toeplitz_product(n, m):
+    rng = np.random.default_rng(n + m)
+    bits = rng.integers(0, 2, n, dtype=np.uint8)
+    seed = rng.integers(0, 2, n - 1, dtype=np.uint8)
+    assert np.array_equal(
+        modified_toeplitz_hash(bits, seed, m),
+        modified_toeplitz_hash_naive(bits, seed, m),
+    )
+
+
+def test_modified_hash_is_exact_on_a_long_all_ones_block():
+    n, m = 1 << 20, 1 << 18
+    bits = np.ones(n, np.uint8)
+    seed = np.ones(n - 1, np.uint8)
+    # Every output is its own head bit plus the n - m ones of the tail.
+    assert (modified_toeplitz_hash(bits, seed, m) == (1 + n - m) % 2).all()
+
+
+def test_the_2d_convolution_equals_a_1d_fft_convolution_on_a_large_block():
+    rng = np.random.default_rng(20)
+    n, m = 300_000, 75_000
+    bits = rng.integers(0, 2, n, dtype=np.uint8)
+    seed = rng.integers(0, 2, n - 1, dtype=np.uint8)
+    size = 1 << 19
+    spectrum = np.fft.rfft(seed.astype(float), size)
+    spectrum *= np.fft.rfft(bits[m:].astype(float), size)
+    counts = np.rint(np.fft.irfft(spectrum, size)[n - m - 1 : n - 1]).astype(int)
+    expected = bits[:m] ^ (counts & 1).astype(np.uint8)
+    assert np.array_equal(modified_toeplitz_hash(bits, seed, m), expected)
+
+
+@pytest.mark.parametrize(
+    ("family", "n", "m", "seed_bits"),
+    [
+        (toeplitz_matrix, 5, 2, 6),
+        (modified_toeplitz_matrix, 7, 3, 6),
+        (modified_toeplitz_matrix, 6, 1, 5),
+    ],
+)
+def test_every_pair_of_inputs_collides_for_at_most_a_2_to_minus_m_share_of_seeds(
+    family, n, m, seed_bits
+):
+    # The hash is linear, so x and x' collide exactly when H (x XOR x') = 0:
+    # enumerate every seed and every non-zero difference.
+    seeds = np.array(list(np.ndindex(*([2] * seed_bits))), np.uint8)
+    differences = np.array(list(np.ndindex(*([2] * n)))[1:], np.int64).T
+    matrices = np.stack([family(seed, n, m) for seed in seeds]).astype(np.int64)
+    collide = ((matrices @ differences) & 1).sum(axis=1) == 0
+    assert collide.mean(axis=0).max() <= 2.0**-m
 
 
 def test_the_matrix_is_toeplitz():
@@ -80,3 +137,13 @@ def test_cryptographic_bits_differ_between_calls_and_are_bits():
 def test_it_rejects_a_seed_of_the_wrong_length():
     with pytest.raises(ValueError, match="seed"):
         toeplitz_hash(np.ones(10, np.uint8), np.ones(10, np.uint8), 2)
+
+
+def test_modified_hash_rejects_a_seed_of_the_plain_length():
+    with pytest.raises(ValueError, match="seed"):
+        modified_toeplitz_hash(np.ones(10, np.uint8), np.ones(11, np.uint8), 2)
+
+
+def test_modified_hash_refuses_to_output_as_many_bits_as_it_reads():
+    with pytest.raises(ValueError, match="out_bits < n"):
+        modified_toeplitz_hash(np.ones(10, np.uint8), np.ones(9, np.uint8), 10)

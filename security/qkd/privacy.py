@@ -1,16 +1,31 @@
 """Privacy amplification and key verification with Toeplitz hashing.
 
-A random m x n Toeplitz matrix over GF(2), set by n + m - 1 seed bits, is a
+A random m x n Toeplitz matrix T over GF(2), set by n + m - 1 seed bits, is a
 2-universal family: for any two different inputs the hashes collide with
-probability exactly 2^-m. It serves twice: as the extractor of privacy
-amplification (leftover hash lemma) and, with a fresh 64-bit-output seed, as the
-verification hash after error correction (epsilon_verify = 2^-64).
+probability exactly 2^-m. The verification hash after error correction uses it
+with a fresh 64-bit-output seed (epsilon_verify = 2^-64).
 
-The product T x is a convolution, computed with a float64 FFT and rounded. Exact:
-inputs are 0/1, so by Percival's bound (Math. Comp. 2003) the worst-case error
-of the convolution is below ||s|| ||x|| * 6 log2(N) * 2^-53 <= N * 6 log2(N) * 2^-53,
-about 1e-7 for N = 2^24 bits, far from the 0.5 that would change a rounded
-count; we still check every residual and refuse a result that is not integral.
+Privacy amplification uses the modified Toeplitz family of Hayashi and Tsurumaru
+("More efficient privacy amplification with less random seeds via dual universal
+hash function", IEEE Trans. Inf. Theory 62(4), 2016; arXiv:1311.5322):
+h(x) = x_head XOR T x_tail, i.e. the matrix [I_m | T] with T an m x (n - m)
+Toeplitz matrix from n - 1 seed bits. It is 2-universal with the same 2^-m:
+for x != x' let d = x XOR x'; if d_tail = 0 the hashes differ, otherwise T d_tail
+is uniform over {0,1}^m (the rows form a triangular system in fresh seed bits),
+so they collide with probability 2^-m. The leftover hash lemma behind
+``secure_length`` therefore applies unchanged, with fewer seed bits and a
+shorter convolution (n - 1 instead of n + m - 1).
+
+Both products are convolutions, computed with float64 FFTs and rounded. The
+cyclic convolution of length N = rows x cols (rows odd, cols a power of two) is
+mapped by the Chinese remainder theorem, t -> (-t mod rows, t mod cols), onto a
+2-D cyclic convolution (Agarwal and Cooley, IEEE Trans. ASSP 25(5), 1977): the
+same sums exactly, but done by scipy.fft's 2-D transforms, whose short 1-D
+passes stay in cache and run about twice as fast per point as one 2^20-point
+transform. Exact: inputs are 0/1, so by Percival's bound (Math. Comp. 2003) the
+worst-case error is below about N * 6 log2(N) * 2^-53, 1e-7 for N = 2^24, far
+from the 0.5 that would change a rounded count; we still check every residual
+and refuse a result that is not integral.
 
 Randomness: seeds that shape key material come from ``secrets`` unless the
 caller passes a seeded ``numpy.random.Generator`` for a reproducible run, which
@@ -19,10 +34,13 @@ is then no longer secret.
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from scipy import fft
 
 from .decoy import binary_entropy
 
@@ -39,35 +57,97 @@ def random_bits(count: int, rng: np.random.Generator | None = None) -> np.ndarra
     return np.unpackbits(raw)[:count]
 
 
-def _fast_length(n: int) -> int:
-    """Smallest 2^a 3^b 5^c >= n: the FFT is several times faster there."""
-    best = 1 << max(n - 1, 0).bit_length()
-    power5 = 1
-    while power5 < best:
-        power35 = power5
-        while power35 < best:
-            candidate = power35
-            while candidate < n:
-                candidate *= 2
-            best = min(best, candidate)
-            power35 *= 3
-        power5 *= 5
-    return best
-
-
 def toeplitz_hash(bits: np.ndarray, seed: np.ndarray, out_bits: int) -> np.ndarray:
-    """y = T x over GF(2), T[i, j] = seed[i - j + n - 1]; FFT convolution."""
+    """y = T x over GF(2), T[i, j] = seed[i - j + n - 1]; n + out_bits - 1 seed bits."""
     n = bits.size
     if seed.size != n + out_bits - 1 or out_bits <= 0 or n == 0:
         raise ValueError("seed must hold n + out_bits - 1 bits, out_bits > 0")
-    # A circular convolution of length >= n + m - 1 suffices: wrap-around only
-    # reaches outputs below index n - 1, and we read n - 1 .. n + m - 2.
-    size = _fast_length(seed.size)
-    spectrum = np.fft.rfft(seed.astype(np.float64), size)
-    spectrum *= np.fft.rfft(bits.astype(np.float64), size)
-    counts = np.fft.irfft(spectrum, size)[n - 1 : n - 1 + out_bits]
+    return _toeplitz_parity(seed, bits, out_bits)
+
+
+def modified_toeplitz_hash(
+    bits: np.ndarray, seed: np.ndarray, out_bits: int
+) -> np.ndarray:
+    """y = x[:m] XOR T x[m:] over GF(2), T m x (n - m) Toeplitz; n - 1 seed bits."""
+    n = bits.size
+    if seed.size != n - 1 or not 0 < out_bits < n:
+        raise ValueError("seed must hold n - 1 bits, 0 < out_bits < n")
+    return bits[:out_bits] ^ _toeplitz_parity(seed, bits[out_bits:], out_bits)
+
+
+def _toeplitz_parity(seed: np.ndarray, vector: np.ndarray, out_bits: int) -> np.ndarray:
+    """(T v) mod 2 with T[i, j] = seed[i - j + v.size - 1], as a convolution."""
+    # A cyclic convolution of length >= seed.size suffices: wrap-around only
+    # reaches outputs below v.size - 1, and we read v.size - 1 .. seed.size - 1.
+    rows, cols = _grid_shape(seed.size)
+    spectrum = _spectrum(seed, rows, cols)
+    spectrum *= _spectrum(vector, rows, cols)
+    # irfft2 spelled out in its two steps, which measured 30 % faster here.
+    spectrum = fft.ifft(spectrum, axis=0, overwrite_x=True)
+    counts = fft.irfft(spectrum, cols, axis=1, overwrite_x=True)
+    return _parity(counts.ravel()[_cells(vector.size - 1, out_bits, rows, cols)])
+
+
+def _spectrum(bits: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """2-D real FFT of zero-padded ``bits`` with element t at cell
+    (-t mod rows, t mod cols), the CRT map (negating a coordinate keeps it one)."""
+    padded = np.zeros(rows * cols, np.uint8)
+    padded[: bits.size] = bits
+    # Row q of the reshaped block holds t = q cols + j, bound for cell
+    # (-q cols - j, j): move row q to -q cols mod rows and stack copies, then
+    # cell (r, j) is stacked[r + j, j], a strided view with no index array.
+    order = -np.arange(rows) * pow(cols, -1, rows) % rows
+    copies = -(-(rows + cols - 1) // rows)  # r + j < rows + cols - 1
+    stacked = np.tile(padded.reshape(rows, cols)[order], (copies, 1))
+    down, across = stacked.strides
+    grid = as_strided(stacked, (rows, cols), (down, down + across), writeable=False)
+    return fft.rfft2(grid.astype(np.float64), overwrite_x=True)
+
+
+def _cells(start: int, count: int, rows: int, cols: int) -> np.ndarray:
+    """Flat cells of t = start .. start + count - 1; both coordinates are
+    periodic in t, so tiling one period of each beats dividing every t."""
+    cells = np.resize((-start - np.arange(rows)) % rows * cols, count)
+    cells += np.resize((start + np.arange(cols)) % cols, count)
+    return cells
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_shape(length: int) -> tuple[int, int]:
+    """Near-square rows x cols >= length: rows odd with factors 3, 5, 7 only,
+    cols = 2^a (so coprime), where pocketfft's passes are fastest; the real
+    transform runs along the power-of-two axis, which measured faster."""
+    middle = length.bit_length() // 2
+    shapes = []
+    for exponent in range(max(middle - 1, 0), middle + 2):
+        cols = 1 << exponent
+        shapes.append((_odd_smooth_ceiling(-(-length // cols)) * cols, cols))
+    size, cols = min(shapes)
+    return size // cols, cols
+
+
+def _odd_smooth_ceiling(k: int) -> int:
+    """Smallest 3^a 5^b 7^c >= k."""
+    best = _powers(3, k)[-1]
+    for power7 in _powers(7, k):
+        for power5 in _powers(5, -(-k // power7)):
+            power3 = _powers(3, -(-k // (power7 * power5)))[-1]
+            best = min(best, power7 * power5 * power3)
+    return best
+
+
+def _powers(base: int, limit: int) -> list[int]:
+    """1, base, base^2, ... up to the first power >= limit."""
+    powers = [1]
+    while powers[-1] < limit:
+        powers.append(powers[-1] * base)
+    return powers
+
+
+def _parity(counts: np.ndarray) -> np.ndarray:
     rounded = np.rint(counts)
-    if np.max(np.abs(counts - rounded), initial=0.0) > 0.25:
+    np.subtract(counts, rounded, out=counts)
+    if np.max(np.abs(counts, out=counts), initial=0.0) > 0.25:
         raise ArithmeticError("FFT convolution lost integrality; refusing the hash")
     return (rounded.astype(np.int64) & 1).astype(np.uint8)
 
@@ -84,6 +164,20 @@ def toeplitz_hash_naive(
 ) -> np.ndarray:
     """Reference GF(2) matrix-vector product, O(n m)."""
     matrix = toeplitz_matrix(seed, bits.size, out_bits).astype(np.int64)
+    return ((matrix @ bits.astype(np.int64)) & 1).astype(np.uint8)
+
+
+def modified_toeplitz_matrix(seed: np.ndarray, n: int, out_bits: int) -> np.ndarray:
+    """The explicit m x n matrix [I_m | T], for tests and the naive baseline."""
+    identity = np.eye(out_bits, dtype=seed.dtype)
+    return np.hstack([identity, toeplitz_matrix(seed, n - out_bits, out_bits)])
+
+
+def modified_toeplitz_hash_naive(
+    bits: np.ndarray, seed: np.ndarray, out_bits: int
+) -> np.ndarray:
+    """Reference GF(2) product with [I_m | T], O(n m)."""
+    matrix = modified_toeplitz_matrix(seed, bits.size, out_bits).astype(np.int64)
     return ((matrix @ bits.astype(np.int64)) & 1).astype(np.uint8)
 
 

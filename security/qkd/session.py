@@ -3,7 +3,7 @@
 Chain: sifting (in the emulator) -> decoy-state bounds from the announced decoy
 and vacuum data -> disclosed QBER sample, abort above the threshold -> Cascade,
 frame by frame -> universal-hash verification -> key length from the bound ->
-Toeplitz privacy amplification. A session that
+modified Toeplitz privacy amplification. A session that
 aborts releases nothing. The seed paper's formula K = Q [1 - h(e)] is reported
 next to the secure rate for comparison; the released length never depends on it.
 """
@@ -33,9 +33,9 @@ from .privacy import (
     EPSILON_PA,
     EPSILON_VERIFY,
     VERIFY_TAG_BITS,
+    modified_toeplitz_hash,
     random_bits,
     secure_length,
-    toeplitz_hash,
     verification_tag,
 )
 
@@ -257,8 +257,8 @@ def _verify(
 def _amplify(
     bits: np.ndarray, length: int, key_rng: np.random.Generator | None
 ) -> bytes:
-    seed = random_bits(bits.size + length - 1, key_rng)
-    return np.packbits(toeplitz_hash(bits, seed, length)).tobytes()
+    seed = random_bits(bits.size - 1, key_rng)
+    return np.packbits(modified_toeplitz_hash(bits, seed, length)).tobytes()
 
 
 def _report(result: SessionResult) -> dict[str, object]:
