@@ -99,11 +99,6 @@ def rate_hz(v: np.ndarray, fs: float) -> float:
     return peak if moment <= MOMENT_MAX and share >= A2_MIN else 0.0
 
 
-def is_vf(v: np.ndarray, fs: float) -> bool:
-    """Both criteria on one band-passed window, faster than 180/min."""
-    return rate_hz(v, fs) > MIN_RATE_HZ
-
-
 @cache
 def _band_pass(fs: float) -> np.ndarray:
     return sps.butter(2, BAND_HZ, btype="band", fs=fs, output="sos")
