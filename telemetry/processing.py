@@ -46,13 +46,28 @@ def process_batch(batch_pk: int) -> bool:
         )
     observations = list(Observation.objects.filter(batch=batch).order_by("time"))
     scores = rescore_for_batch(batch, observations)
-    evaluate_batch(batch, scores, analyses, observations)
-    done = Batch.objects.filter(pk=batch_pk, state=Batch.State.PENDING).update(
-        state=Batch.State.PROCESSED, processed_at=timezone.now()
-    )
-    if done:
-        publish_patient_update(batch, observations, scores, analyses)
-    return bool(done)
+    # The alert outcomes and the PROCESSED mark commit together: a worker that
+    # dies between them leaves neither, so the sweep's rerun cannot announce an
+    # alarm twice, nor raise again one that a later batch has since cleared.
+    with transaction.atomic():
+        # One evaluation per patient at a time: a hub and an ECG patch of the
+        # same patient would otherwise lock the patient's alerts in opposite
+        # orders. Then the claim: a second worker on this batch waits on the
+        # row and finds it processed.
+        if connection.features.has_select_for_update:  # SQLite: one writer anyway
+            list(
+                Patient.objects.select_for_update()
+                .filter(pk=batch.patient_id)
+                .values_list("pk", flat=True)
+            )
+        claimed = Batch.objects.filter(pk=batch_pk, state=Batch.State.PENDING).update(
+            state=Batch.State.PROCESSED, processed_at=timezone.now()
+        )
+        if not claimed:
+            return False
+        evaluate_batch(batch, scores, analyses, observations)
+    publish_patient_update(batch, observations, scores, analyses)
+    return True
 
 
 def analyse_segment(segment_pk: int) -> EcgAnalysis | None:
