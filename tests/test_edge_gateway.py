@@ -27,6 +27,7 @@ from telemetry.models import (
     Observation,
 )
 from telemetry.simulator.ecg import EcgStream, Rhythm
+from tests.test_telemetry_ingest import batch, iso, obs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -225,6 +226,43 @@ def test_a_store_made_before_uploads_could_split_keeps_its_queue(tmp_path):
         assert store.oldest().batch_id != "waiting"
     finally:
         store.close()
+
+
+def test_the_device_port_answers_as_the_server_would_and_keeps_only_good_batches(
+    box,
+):
+    page = serve(box, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{page.server_address[1]}/api/v1/telemetry/batches"
+    at = datetime.now(UTC) - timedelta(minutes=1)
+
+    def upload(body: dict) -> requests.Response:
+        return requests.post(url, json=body, timeout=5)
+
+    try:
+        implausible = batch(
+            observations=[obs(time=at), obs(value=900, time=at)], ecg=[]
+        )
+        future = batch(
+            sent_at=iso(datetime.now(UTC) + timedelta(hours=1)),
+            observations=[obs(time=at)],
+            ecg=[],
+        )
+        broken = upload(implausible)
+        late = upload(future)
+        kept_nothing = box.store.inbox()
+        good = batch(observations=[obs(time=at)], ecg=[])
+        answers = [upload(good).status_code, upload(good).status_code]
+    finally:
+        page.shutdown()
+    assert broken.status_code == 400
+    [error] = broken.json()["errors"]
+    assert error["path"].startswith("observations[1]")
+    assert "not plausible" in error["message"]
+    assert late.status_code == 400
+    assert late.json()["errors"][0]["path"] == "sent_at"
+    assert kept_nothing == []
+    assert answers == [201, 200]
+    assert len(box.store.inbox()) == 1
 
 
 @pytest.mark.parametrize(

@@ -111,20 +111,26 @@ class Gateway:
         self.receive("local", str(uuid.uuid4()), [("ecg", payload)])
 
     def receive(
-        self, source: str, batch_id: str, items: list[tuple[str, dict]]
+        self,
+        source: str,
+        batch_id: str,
+        items: list[tuple[str, dict]],
+        *,
+        sent_at: datetime | None = None,
     ) -> bool:
         """Durable before it returns; False for a batch already received.
 
-        Raises ValueError, keeping nothing, for readings the server's batch contract
-        refuses (an unknown code or unit, an implausible value, a broken clock):
-        the box could not analyse them, and the server would refuse the whole
-        upload that carried them, with every good reading in it.
+        Raises Refused, keeping nothing, for readings the server's batch contract
+        refuses (an unknown code or unit, an implausible value, a broken clock,
+        ``sent_at`` in the future): the box could not analyse them, and the
+        server would refuse the whole upload that carried them, with every good
+        reading in it.
         """
-        problems = _refusals(items, now=self._clock())
+        problems = _refusals(items, now=self._clock(), sent_at=sent_at)
         if problems:
-            refused = "; ".join(f"{p.path}: {p.message}" for p in problems)
+            refused = Refused(problems)
             log.warning("readings from %s refused: %s", source, refused)
-            raise ValueError(f"not kept: {refused}")
+            raise refused
         return self.store.receive(source, batch_id, items)
 
     def alarms(self) -> list[Alarm]:
@@ -409,12 +415,24 @@ class Gateway:
         self.store.close()
 
 
-def _refusals(items: list[tuple[str, dict]], *, now: datetime) -> list[c.Problem]:
-    """What the server would say of these readings, as one batch (the device port
-    checks a device's upload the same way before it answers)."""
+class Refused(ValueError):
+    """Readings the server's batch contract refuses; ``problems`` says which and
+    why, with the paths of the batch they came in (observations, then ECG)."""
+
+    def __init__(self, problems: list[c.Problem]) -> None:
+        self.problems = problems
+        super().__init__(
+            "not kept: " + "; ".join(f"{p.path}: {p.message}" for p in problems)
+        )
+
+
+def _refusals(
+    items: list[tuple[str, dict]], *, now: datetime, sent_at: datetime | None
+) -> list[c.Problem]:
+    """What the server would say of these readings, as one batch."""
     body = {
         "batch_id": str(uuid.UUID(int=0)),
-        "sent_at": iso(now),
+        "sent_at": iso(sent_at or now),
         "observations": [p for kind, p in items if kind == "observation"],
         "ecg": [p for kind, p in items if kind == "ecg"],
     }

@@ -15,13 +15,12 @@ import hashlib
 import html
 import json
 import threading
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from telemetry import contract as c
 
-from .gateway import Gateway
+from .gateway import Gateway, Refused
 
 COLOURS = {"high": "#c0392b", "medium": "#e6a700", "low": "#2d7fb8"}
 
@@ -65,22 +64,31 @@ def render(gateway: Gateway) -> str:
 
 
 def receive_upload(gateway: Gateway, token: str, body: bytes) -> tuple[int, dict]:
+    """The server's answers: the shape checked here, the readings (and the
+    device's clock) by the gateway, which keeps only what the server would."""
     batch, problems = c.parse_batch(body)
-    if batch is not None:
-        problems = c.check_batch(batch, now=datetime.now(UTC))
-    if problems:
-        errors = [{"path": p.path, "message": p.message} for p in problems]
-        return 400, {"status": 400, "detail": "not stored", "errors": errors}
+    if batch is None:
+        return _not_stored(problems)
     items = [("observation", o.model_dump(mode="json")) for o in batch.observations]
     items += [("ecg", s.model_dump(mode="json")) for s in batch.ecg]
     source = hashlib.sha256(token.encode()).hexdigest()[:16]
-    created = gateway.receive(source, str(batch.batch_id), items)
+    try:
+        created = gateway.receive(
+            source, str(batch.batch_id), items, sent_at=batch.sent_at
+        )
+    except Refused as refused:
+        return _not_stored(refused.problems)
     answer = {
         "batch_id": str(batch.batch_id),
         "observations": len(batch.observations),
         "ecg_segments": len(batch.ecg),
     }
     return (201 if created else 200), answer
+
+
+def _not_stored(problems: list[c.Problem]) -> tuple[int, dict]:
+    errors = [{"path": p.path, "message": p.message} for p in problems]
+    return 400, {"status": 400, "detail": "not stored", "errors": errors}
 
 
 def make_handler(gateway: Gateway, pair_token: str | None) -> type:
