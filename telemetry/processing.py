@@ -45,15 +45,15 @@ def process_batch(batch_pk: int) -> bool:
             EcgAnalysis.objects.filter(segment__batch=batch).order_by("start")
         )
     observations = list(Observation.objects.filter(batch=batch).order_by("time"))
-    scores = rescore_for_batch(batch, observations)
-    # The alert outcomes and the PROCESSED mark commit together: a worker that
-    # dies between them leaves neither, so the sweep's rerun cannot announce an
-    # alarm twice, nor raise again one that a later batch has since cleared.
+    # Scores, alert outcomes and the PROCESSED mark commit together: a worker
+    # that dies between them leaves none, so the sweep's rerun cannot announce
+    # an alarm twice, nor raise again one that a later batch has since cleared.
+    # (One commit instead of three, too.)
     with transaction.atomic():
-        # One evaluation per patient at a time: a hub and an ECG patch of the
-        # same patient would otherwise lock the patient's alerts in opposite
-        # orders. Then the claim: a second worker on this batch waits on the
-        # row and finds it processed.
+        # One scoring and evaluation per patient at a time: a hub and an ECG
+        # patch of the same patient would otherwise lock the patient's alerts
+        # in opposite orders. Then the claim: a second worker on this batch
+        # waits on the row and finds it processed.
         if connection.features.has_select_for_update:  # SQLite: one writer anyway
             list(
                 Patient.objects.select_for_update()
@@ -65,6 +65,7 @@ def process_batch(batch_pk: int) -> bool:
         )
         if not claimed:
             return False
+        scores = rescore_for_batch(batch, observations)
         evaluate_batch(batch, scores, analyses, observations)
     publish_patient_update(batch, observations, scores, analyses)
     return True
