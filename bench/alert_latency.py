@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -276,9 +277,13 @@ def main() -> None:
     results = []
     try:
         servers.start()
-        admin_token, pairs = provision(max(args.devices), env)
-        for n in args.devices:
-            results.append(one_size(servers, admin_token, pairs[:n], args))
+        # Each size has patients of its own: an alert still open from an earlier
+        # size would take that patient's fever as a repeat, not a "raised".
+        admin_token, pairs = provision(sum(args.devices), env)
+        for end, n in zip(
+            itertools.accumulate(args.devices), args.devices, strict=True
+        ):
+            results.append(one_size(servers, admin_token, pairs[end - n : end], args))
     finally:
         servers.stop()
     print(json.dumps(results[-1]))
