@@ -46,17 +46,9 @@ CHECKS = [
     response_schema_conformance,
 ]
 
-# Operations whose answers the schema does not yet document (reported to be fixed in
-# the views' extend_schema); each comes back into CI once it is. `make fuzz` runs
-# every operation, these included (FUZZ_ALL=1).
-KNOWN_GAPS: list[tuple[str, str]] = []
-
 schema = schemathesis.openapi.from_wsgi(
     "/api/schema/?format=json", get_wsgi_application()
 )
-if os.environ.get("FUZZ_ALL") != "1":
-    for method, path in KNOWN_GAPS:
-        schema = schema.exclude(method=method, path=path)
 
 
 @pytest.fixture

@@ -637,7 +637,6 @@ def pending_batches(dsn: str) -> int:
 @dataclass(frozen=True)
 class EcgVerdict:
     segments: int
-    analysed_once: int
     unanalysed: list[int]
     acknowledged: int
 
@@ -652,7 +651,6 @@ def ecg_verdict(dsn: str, fleet: Fleet) -> EcgVerdict:
     acked = sum(len(b["ecg"]) for c in fleet.clients for b in c.acknowledged)
     return EcgVerdict(
         segments=len(rows),
-        analysed_once=sum(1 for _, state, n in rows if state == "analysed" and n == 1),
         unanalysed=[pk for pk, state, n in rows if state != "analysed" or n != 1],
         acknowledged=acked,
     )
@@ -710,7 +708,6 @@ class Watcher:
     seen: set[int] = field(default_factory=set)
     last_seq: int = 0
     drops: int = 0
-    caught_up: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -761,7 +758,6 @@ class Watcher:
             for alert in page["results"]:
                 self.seen.add(alert["id"])
                 self.last_seq = max(self.last_seq, alert["seq"])
-            self.caught_up += len(page["results"])
             more = page["more"]
 
 
