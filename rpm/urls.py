@@ -7,6 +7,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from .exposition import metrics_view
 from .health import healthz, readyz
 
+# No free database connection: 503 with Retry-After (rpm/errors.py).
+handler500 = "rpm.errors.server_error"
+
 admin.site.site_header = "Remote patient monitoring — administration"
 admin.site.site_title = "RPM admin"
 

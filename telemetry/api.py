@@ -7,12 +7,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import OperationalError, transaction
+from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.http.request import RawPostDataException
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from psycopg_pool import PoolTimeout
 from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -22,6 +21,7 @@ from rest_framework.views import APIView
 from patients.auth import DeviceTokenAuthentication
 from patients.models import Device, Patient
 from rpm import metrics
+from rpm.errors import BUSY_RETRY_AFTER_S, database_busy
 from security.services import SealedRejected, open_sealed, report_integrity_failure
 
 from .contract import (
@@ -73,15 +73,6 @@ STATUS_KINDS = {
 }
 
 
-BUSY_RETRY_AFTER_S = 2
-
-
-def _database_busy(exc: Exception) -> bool:
-    """No database connection came free in time. A request takes its connection
-    at its first query, so it has written nothing: the device may simply retry."""
-    return isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout)
-
-
 class DeviceView(APIView):
     """Base for device endpoints: device token, rate limit, problem-details errors."""
 
@@ -98,7 +89,7 @@ class DeviceView(APIView):
         return response
 
     def handle_exception(self, exc: Exception) -> HttpResponse:
-        if _database_busy(exc):
+        if database_busy(exc):  # nothing written yet: the device may retry
             log.warning("upload refused with 503: no database connection came free")
             return problem(
                 503,

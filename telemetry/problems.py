@@ -9,7 +9,7 @@ from django.http import JsonResponse
 
 from .contract import Problem
 
-# Relative URIs (RFC 9457 §3.1.1); docs/api.md describes each kind.
+# Relative URIs (RFC 9457 §3.1.1); the OpenAPI schema documents each refusal.
 PROBLEM_BASE = "/api/problems/"
 
 
