@@ -66,7 +66,7 @@ async def test_the_patient_stream_refuses_another_teams_patient(
     other_clinician, patient
 ):
     communicator = await connect(other_clinician, f"/ws/patients/{patient.pk}/")
-    assert await communicator.receive_output() == {
+    assert await communicator.receive_output(timeout=10) == {
         "type": "websocket.close",
         "code": 4403,
     }

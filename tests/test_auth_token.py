@@ -121,7 +121,7 @@ async def test_the_token_opens_the_alert_websocket(clinician):
 async def test_the_alert_websocket_closes_4403_without_a_valid_token(token):
     communicator = socket(token)
     await communicator.connect(timeout=10)
-    assert await communicator.receive_output() == {
+    assert await communicator.receive_output(timeout=10) == {
         "type": "websocket.close",
         "code": 4403,
     }

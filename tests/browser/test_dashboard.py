@@ -179,8 +179,8 @@ def test_the_patient_page_shows_live_vitals_and_sweeps_the_ecg(
         re.compile(r"1[12]\d /min")
     )
     expect(page.locator("#ecg-status")).to_contain_text("Live from ECG-11")
-    page.wait_for_timeout(4000)  # let the pen sweep across part of the strip
-    assert trace_pixels(page) > 200
+    # The pen sweeps across the strip at paper speed: wait for part of a trace.
+    wait_until(lambda: trace_pixels(page) > 200, 20, "no ECG trace was drawn")
     screenshot(page, "patient-page")
     screenshot(page, "patient-page-full", full_page=True)
     page.get_by_label("New note").fill("Rate up after exercise; recheck at 14:00.")
