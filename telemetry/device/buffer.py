@@ -91,8 +91,11 @@ class Pending:
         return not (self.observations or self.ecg_segments or self.batches)
 
 
-class Buffer:
-    def __init__(self, path: str | Path) -> None:
+class DurableStore:
+    """A SQLite file whose every commit is on disk before the call returns (the
+    device buffer here, the gateway's store in telemetry/edge/outbox.py)."""
+
+    def __init__(self, path: str | Path, schema: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # One connection shared by the producer and the sending thread, guarded by
         # a lock; isolation_level=None so that transactions are the explicit BEGINs.
@@ -101,9 +104,9 @@ class Buffer:
         )
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: in WAL mode every commit is fsync'd, so a returned add_* is durable.
+        # FULL: in WAL mode every commit is fsync'd, so a returned write is durable.
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(schema)
 
     def close(self) -> None:
         with self._lock:
@@ -119,6 +122,11 @@ class Buffer:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+
+class Buffer(DurableStore):
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path, SCHEMA)
 
     def add(self, kind: str, payload: dict[str, Any], size: int = 0) -> None:
         with self._transaction() as db:

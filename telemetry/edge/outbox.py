@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from telemetry.device.buffer import split_body
+from telemetry.device.buffer import DurableStore, split_body
 
 ALERT_LANE, DATA_LANE = 0, 1
 
@@ -107,16 +104,9 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-class Store:
+class Store(DurableStore):
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            str(path), isolation_level=None, check_same_thread=False, timeout=30
-        )
-        self._lock = threading.RLock()  # the local page's thread writes too
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        super().__init__(path, SCHEMA)  # the local page's thread writes too
         self._upgrade()
         self._db.executescript(INDEXES)
 
@@ -128,21 +118,6 @@ class Store:
                     "ALTER TABLE outbox ADD COLUMN origin INTEGER NOT NULL DEFAULT 0"
                 )
                 db.execute("UPDATE outbox SET origin = id")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # --- what attached devices hand over ---
 
