@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -54,6 +54,19 @@ class Subject:
     def of_device(cls, device: Device, patient: Patient) -> Subject:
         return cls(
             f"device:{device.pk}", patient.organisation_id, patient.pk, device.pk
+        )
+
+
+def hold_patient(patient_id: int) -> None:
+    """Inside a transaction: make the caller the patient's only alert evaluator
+    until it commits. Without it, two of the patient's devices processed at once
+    could lock the patient's open alerts in opposite orders and deadlock.
+    (SQLite has one writer at a time anyway.)"""
+    if connection.features.has_select_for_update:
+        list(
+            Patient.objects.select_for_update()
+            .filter(pk=patient_id)
+            .values_list("pk", flat=True)
         )
 
 

@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from alerts.evaluation import evaluate_batch
+from alerts.services import hold_patient
 from alerts.stream import send_to_patient_watchers
 from patients.models import Device, Patient
 
@@ -50,16 +51,9 @@ def process_batch(batch_pk: int) -> bool:
     # an alarm twice, nor raise again one that a later batch has since cleared.
     # (One commit instead of three, too.)
     with transaction.atomic():
-        # One scoring and evaluation per patient at a time: a hub and an ECG
-        # patch of the same patient would otherwise lock the patient's alerts
-        # in opposite orders. Then the claim: a second worker on this batch
-        # waits on the row and finds it processed.
-        if connection.features.has_select_for_update:  # SQLite: one writer anyway
-            list(
-                Patient.objects.select_for_update()
-                .filter(pk=batch.patient_id)
-                .values_list("pk", flat=True)
-            )
+        # One scoring and evaluation per patient at a time; then the claim: a
+        # second worker on this batch waits on the row and finds it processed.
+        hold_patient(batch.patient_id)
         claimed = Batch.objects.filter(pk=batch_pk, state=Batch.State.PENDING).update(
             state=Batch.State.PROCESSED, processed_at=timezone.now()
         )
