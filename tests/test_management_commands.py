@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from io import StringIO
 
 import pytest
@@ -100,3 +105,33 @@ def test_seed_demo_refuses_to_run_in_production(db, settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG"):
         run("seed_demo")
+
+
+def test_the_demo_stops_every_process_it_started_when_it_is_terminated(tmp_path):
+    """``kill`` (SIGTERM) on make demo's process used to leave Daphne, the periodic
+    runner and the simulator running without it."""
+    child = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid()));"
+    child += " time.sleep(120)"
+    runner = (
+        "import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'rpm.settings';"
+        " django.setup(); from frontend.management.commands.demo import run_together;"
+        f" run_together([[sys.executable, '-c', {child!r}, p] for p in sys.argv[1:]])"
+    )
+    pid_files = [tmp_path / "a.pid", tmp_path / "b.pid"]
+    demo = subprocess.Popen(
+        [sys.executable, "-c", runner, *map(str, pid_files)],
+        env={**os.environ, "DEBUG": "true"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not all(f.exists() and f.read_text() for f in pid_files):
+            assert time.monotonic() < deadline, "the children did not start"
+            time.sleep(0.1)
+        children = [int(f.read_text()) for f in pid_files]
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=30) == 0
+    finally:
+        demo.kill()
+    for pid in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -110,7 +110,13 @@ class Command(BaseCommand):
 
 
 def run_together(commands: list[list[str]]) -> None:
-    """Start every command; when one ends or on Ctrl-C, stop them all."""
+    """Start every command; when one ends, on Ctrl-C or on SIGTERM (a supervisor,
+    ``kill``), stop them all: none is left running without the others."""
+
+    def terminated(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminated)
     children = [subprocess.Popen(c) for c in commands]  # noqa: S603 (our own commands)
     try:
         while all(child.poll() is None for child in children):
@@ -118,6 +124,7 @@ def run_together(commands: list[list[str]]) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGINT)
