@@ -8,7 +8,7 @@ from patients.models import Patient
 from telemetry.models import Batch, EcgAnalysis, News2Score, Observation
 
 from . import edge, rules
-from .services import Subject, apply_outcomes, device_reported
+from .services import Subject, apply_outcomes, device_reported, live_kinds
 
 
 def evaluate_batch(
@@ -38,9 +38,16 @@ def evaluate_batch(
             target.append(outcome)
     device_outcomes = edge.second_opinion(batch, device_outcomes)  # docs/edge.md
     patient_outcomes = edge.second_opinion(batch, patient_outcomes)
-    apply_outcomes(subject=Subject.of_device(device, patient), outcomes=device_outcomes)
+    on_device = Subject.of_device(device, patient)
+    on_patient = Subject.of_patient(patient)
+    live = live_kinds(on_device, on_patient)  # one query for both subjects
+    apply_outcomes(
+        subject=on_device, outcomes=device_outcomes, live=live[on_device.key]
+    )
     if patient.status == Patient.Status.ENROLLED:  # paused: stored, not alarmed
-        apply_outcomes(subject=Subject.of_patient(patient), outcomes=patient_outcomes)
+        apply_outcomes(
+            subject=on_patient, outcomes=patient_outcomes, live=live[on_patient.key]
+        )
 
 
 def _threshold_outcomes(

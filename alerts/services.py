@@ -70,7 +70,9 @@ def hold_patient(patient_id: int) -> None:
         )
 
 
-def apply_outcomes(*, subject: Subject, outcomes: list[Outcome]) -> list[Alert]:
+def apply_outcomes(
+    *, subject: Subject, outcomes: list[Outcome], live: set[str] | None = None
+) -> list[Alert]:
     """Apply findings and clearances in data-time order; returns alerts touched.
 
     Most outcomes of a normal reading are clearances of kinds with nothing open
@@ -78,7 +80,7 @@ def apply_outcomes(*, subject: Subject, outcomes: list[Outcome]) -> list[Alert]:
     without a transaction each. A finding makes its kind live for what follows.
     """
     touched = []
-    live = _live_kinds(subject)
+    live = set(live_kinds(subject)[subject.key] if live is None else live)
     for outcome in sorted(outcomes, key=lambda o: o.at):
         if isinstance(outcome, Clear) and outcome.kind not in live:
             continue  # nothing to clear: the same as clearing before it existed
@@ -94,17 +96,22 @@ def apply_outcomes(*, subject: Subject, outcomes: list[Outcome]) -> list[Alert]:
     return touched
 
 
-def _live_kinds(subject: Subject) -> set[str]:
-    """Kinds with an open alert or a pending condition on ``subject``."""
+def live_kinds(*subjects: Subject) -> dict[str, set[str]]:
+    """Per subject key, the kinds with an open alert or a pending condition (one
+    query for all the subjects; ``live`` of apply_outcomes takes its sets)."""
+    keys = [subject.key for subject in subjects]
     open_alerts = (
-        Alert.objects.filter(subject_key=subject.key)
+        Alert.objects.filter(subject_key__in=keys)
         .exclude(state=Alert.State.RESOLVED)
-        .values_list("kind", flat=True)
+        .values_list("subject_key", "kind")
     )
-    pending = Condition.objects.filter(subject_key=subject.key).values_list(
-        "kind", flat=True
+    pending = Condition.objects.filter(subject_key__in=keys).values_list(
+        "subject_key", "kind"
     )
-    return set(open_alerts.union(pending))
+    live: dict[str, set[str]] = {key: set() for key in keys}
+    for key, kind in open_alerts.union(pending):
+        live[key].add(kind)
+    return live
 
 
 def _open_alert(subject: Subject, kind: str) -> Alert | None:

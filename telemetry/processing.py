@@ -112,12 +112,19 @@ def rescore_for_batch(
             as_of__gte=min(times), as_of__lte=window_end
         ).values_list("as_of", flat=True)
     )
+    # Under the patient lock (process_batch) a moment inside the window with no
+    # score has none: its score is new, and has no observations to replace.
+    newest = max(times)
+    fresh = newest not in affected and newest <= window_end
     return [
-        score_patient(patient=patient, as_of=t) for t in sorted(affected | {max(times)})
+        score_patient(patient=patient, as_of=t, new=fresh and t == newest)
+        for t in sorted(affected | {newest})
     ]
 
 
-def score_patient(*, patient: Patient, as_of: datetime) -> News2Score:
+def score_patient(
+    *, patient: Patient, as_of: datetime, new: bool = False
+) -> News2Score:
     newest = _latest_per_code(patient, as_of)
     latest = {
         name: max(
@@ -131,7 +138,7 @@ def score_patient(*, patient: Patient, as_of: datetime) -> News2Score:
     fresh = latest_inputs(readings, now=as_of, windows=_windows())
     score = news2(**fresh.inputs, spo2_scale=patient.spo2_scale)
     used = [obs for name, obs in latest.items() if obs and name not in fresh.stale]
-    return _store(patient, as_of, score, used)
+    return _store(patient, as_of, score, used, new)
 
 
 def _latest_per_code(patient: Patient, as_of: datetime) -> dict[str, Observation]:
@@ -179,7 +186,7 @@ def _windows() -> FreshnessWindows:
 
 
 def _store(
-    patient: Patient, as_of: datetime, score, used: list[Observation]
+    patient: Patient, as_of: datetime, score, used: list[Observation], new: bool
 ) -> News2Score:
     fields = {
         "total": score.total,
@@ -198,7 +205,13 @@ def _store(
         unique_fields=["patient", "as_of"],
         update_fields=list(fields),
     )
-    stored.observations.set(used)
+    if new:  # nothing linked yet: skip set()'s read of the current links
+        link = News2Score.observations.through
+        link.objects.bulk_create(
+            link(news2score_id=stored.pk, observation_id=obs.pk) for obs in used
+        )
+    else:
+        stored.observations.set(used)
     return stored
 
 

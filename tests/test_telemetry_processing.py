@@ -247,6 +247,6 @@ def test_a_normal_batch_is_processed_in_a_bounded_number_of_queries(
     stored = store(device, observations=full_set(t + timedelta(seconds=1)), ecg=[])
     # Two of these are the savepoint that stands for process_batch's transaction
     # inside the test's own; PostgreSQL adds the lock on the patient's row.
-    bound = 15 if connection.vendor == "postgresql" else 21
+    bound = 13 if connection.vendor == "postgresql" else 19
     with django_assert_max_num_queries(bound):
         assert process_batch(stored.pk)
