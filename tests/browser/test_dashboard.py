@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from alerts.models import Alert
 from patients.models import CareTeam
+from patients.services import issue_clinician_token
 from tests.conftest import PASSWORD, make_staff
 from tests.integration.stack import wait_until
 from tests.integration.test_ingest_stack import upload
@@ -259,3 +260,38 @@ class AlertSocketSwitch:
 
     def restore(self) -> None:
         self.blocked = False
+
+
+def test_keyboard_focus_stays_on_acknowledge_while_the_alert_panel_redraws(
+    open_page, browser_stack, clinician, device
+):
+    """Alerts arriving above a card, and an event rebuilding the focused card,
+    leave the focus on the same Acknowledge button: Enter acknowledges that alert
+    and does not open the patient link (the redraw used to move focus there)."""
+    page = open_page()
+    sign_in(page)
+    wait_for_live_alerts(page)
+    fever = batch(observations=[obs("8310-5", 40.1, "Cel")], ecg=[])
+    assert upload(browser_stack, device.token, fever).status_code == 201
+    card = alert_card(page, "Temperature high")
+    acknowledge = card.get_by_role("button", name="Acknowledge")
+    acknowledge.focus()
+    slow = batch(observations=slow_heart(), ecg=[])
+    assert upload(browser_stack, device.token, slow).status_code == 201
+    expect(page.locator("#alert-list li.alert-card").first).to_contain_text(
+        "Heart rate low"
+    )
+    expect(acknowledge).to_be_focused()
+    # A colleague's comment is a new event for the focused card: it is rebuilt.
+    http = browser_stack.session()
+    token = issue_clinician_token(user=colleague(clinician))
+    http.headers["Authorization"] = f"Token {token}"
+    alert = Alert.objects.get(kind="temperature_high")
+    url = f"{browser_stack.base_url}/api/v1/alerts/{alert.pk}/comments/"
+    answer = http.post(url, json={"text": "Seen"}, timeout=10)
+    assert answer.status_code == 201, answer.text
+    expect(card).to_have_attribute("data-seq", str(answer.json()["seq"]))
+    expect(card.get_by_role("button", name="Acknowledge")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(card).to_contain_text("Acknowledged by clinician")
+    expect(page.get_by_role("heading", name="My patients")).to_be_visible()

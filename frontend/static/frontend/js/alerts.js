@@ -18,6 +18,7 @@ export class AlertPanel {
     this.polite = root.querySelector("#alert-live-polite");
     this.banner = document.getElementById("conn-banner");
     this.alerts = new Map(); // id → the alert as of its latest event (snapshot)
+    this.cards = new Map(); // id → { key, li }: a card is rebuilt only when it changed
     this.lastSeq = 0;
     this.ready = false; // false while (re)syncing: socket events wait in the queue
     this.queue = [];
@@ -153,10 +154,32 @@ export class AlertPanel {
 
   render() {
     const alerts = this.sorted();
-    const focusedId = document.activeElement?.closest?.("#alert-list li")?.dataset.alertId;
-    const cards = alerts.map((alert) => this.card(alert));
-    this.list.replaceChildren(...cards);
-    if (focusedId) this.list.querySelector(`li[data-alert-id="${focusedId}"] button, li[data-alert-id="${focusedId}"] a`)?.focus();
+    const focused = document.activeElement;
+    const focusedCard = this.list.contains(focused) ? focused.closest("li") : null;
+    const focusedControl = focused?.matches?.("button[data-ack]") ? "button[data-ack]" : "a";
+    const cards = new Map();
+    for (const alert of alerts) {
+      // Unchanged cards stay the same nodes: a button half-way through its
+      // acknowledgement keeps its state, and focus does not move.
+      const key = `${alert.seq}:${this.directoryAt}`;
+      const cached = this.cards.get(alert.id);
+      cards.set(alert.id, cached?.key === key ? cached : { key, li: this.card(alert) });
+    }
+    this.cards = cards;
+    // Move only the cards out of place, then drop what is gone.
+    [...cards.values()].forEach(({ li }, index) => {
+      const here = this.list.children[index];
+      if (here !== li) this.list.insertBefore(li, here ?? null);
+    });
+    while (this.list.children.length > cards.size) this.list.lastElementChild.remove();
+    if (focusedCard && document.activeElement !== focused) {
+      // The focused card moved or was rebuilt: focus the same control of the same
+      // alert (the Acknowledge button stays the Acknowledge button, never the
+      // patient link next to it), or the card's link if the button has gone.
+      const card = cards.get(Number(focusedCard.dataset.alertId))?.li;
+      const control = this.list.contains(focused) ? focused : card?.querySelector(focusedControl) ?? card?.querySelector("a");
+      control?.focus();
+    }
     const active = alerts.filter((a) => a.state === "active").length;
     this.count.textContent = String(active);
     this.count.className = `count${alerts.some((a) => a.state === "active" && a.priority === "high") ? " prio-high" : active ? " prio-medium" : ""}`;
@@ -175,6 +198,7 @@ export class AlertPanel {
     return element("li", {
       class: `alert-card prio-${alert.priority} state-${alert.state}`,
       "data-alert-id": alert.id,
+      "data-seq": alert.seq,
       "data-kind": alert.kind,
     },
     element("div", { class: "alert-main" },
