@@ -267,7 +267,8 @@ def test_keyboard_focus_stays_on_acknowledge_while_the_alert_panel_redraws(
 ):
     """Alerts arriving above a card, and an event rebuilding the focused card,
     leave the focus on the same Acknowledge button: Enter acknowledges that alert
-    and does not open the patient link (the redraw used to move focus there)."""
+    and does not open the patient link (the redraw used to move focus there).
+    Then focus goes on to the next alert waiting for acknowledgement."""
     page = open_page()
     sign_in(page)
     wait_for_live_alerts(page)
@@ -295,3 +296,8 @@ def test_keyboard_focus_stays_on_acknowledge_while_the_alert_panel_redraws(
     page.keyboard.press("Enter")
     expect(card).to_contain_text("Acknowledged by clinician")
     expect(page.get_by_role("heading", name="My patients")).to_be_visible()
+    # On to the next alert waiting for acknowledgement, by keyboard alone.
+    waiting = alert_card(page, "Heart rate low")
+    expect(waiting.get_by_role("button", name="Acknowledge")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(waiting).to_contain_text("Acknowledged by clinician")

@@ -219,6 +219,7 @@ export class AlertPanel {
   async clicked(event) {
     const button = event.target.closest("button[data-ack]");
     if (!button) return;
+    const id = Number(button.dataset.ack);
     button.disabled = true;
     button.textContent = "Acknowledging…";
     const response = await request(`${this.body.alertsUrl}${button.dataset.ack}/acknowledge/`, { method: "POST", body: {} });
@@ -226,6 +227,7 @@ export class AlertPanel {
       const alert = await response.json();
       this.apply({ type: "alert", event: "acknowledged", seq: alert.seq, alert }, { quiet: true });
       this.render();
+      this.focusAfterAcknowledging(id);
       this.polite.textContent = `Acknowledged: ${alert.title}`;
     } else {
       button.disabled = false;
@@ -233,6 +235,16 @@ export class AlertPanel {
       this.polite.textContent = "Could not acknowledge the alert; it may have changed. Refreshing.";
       this.catchUp().then(() => this.render());
     }
+  }
+
+  focusAfterAcknowledging(id) {
+    // The disabled button lost the focus: go on to the next alert waiting for
+    // acknowledgement, or stay on this card when none is left. Not when the
+    // user has meanwhile moved on to something else on the page.
+    const here = document.activeElement;
+    if (here && here !== document.body && !this.list.contains(here)) return;
+    const next = this.list.querySelector("button[data-ack]:not([disabled])");
+    (next ?? this.cards.get(id)?.li.querySelector("a"))?.focus();
   }
 
   showBanner(text, kind) {
