@@ -58,10 +58,11 @@ class Subject:
 
 
 def hold_patient(patient_id: int) -> None:
-    """Inside a transaction: make the caller the patient's only alert evaluator
-    until it commits. Without it, two of the patient's devices processed at once
-    could lock the patient's open alerts in opposite orders and deadlock.
-    (SQLite has one writer at a time anyway.)"""
+    """Inside a transaction: make the caller the patient's only writer of scores
+    and alerts until it commits (apply_outcomes takes it before locking alerts;
+    process_batch before it scores). Without it, two of the patient's devices
+    processed at once could lock the patient's open alerts in opposite orders
+    and deadlock. (SQLite has one writer at a time anyway.)"""
     if connection.features.has_select_for_update:
         list(
             Patient.objects.select_for_update()
@@ -81,10 +82,16 @@ def apply_outcomes(
     """
     touched = []
     live = set(live_kinds(subject)[subject.key] if live is None else live)
+    held = False
     for outcome in sorted(outcomes, key=lambda o: o.at):
         if isinstance(outcome, Clear) and outcome.kind not in live:
             continue  # nothing to clear: the same as clearing before it existed
         live.add(outcome.kind)
+        if not held and subject.patient_id and connection.in_atomic_block:
+            # Inside a caller's transaction the alert locks add up until it
+            # commits: take the patient first, as every evaluator does.
+            hold_patient(subject.patient_id)
+            held = True
         with transaction.atomic():
             alert = (
                 _on_finding(subject, outcome)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 from django.db import OperationalError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from psycopg_pool import PoolTimeout
 
@@ -28,23 +28,28 @@ def database_busy(exc: BaseException | None) -> bool:
     return isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout)
 
 
+def busy(detail: str) -> JsonResponse:
+    """The 503 problem, with Retry-After: ``detail`` says what to send again."""
+    return problem(
+        503,
+        "busy",
+        "Service Unavailable",
+        f"the server is at capacity and {detail} again after {BUSY_RETRY_AFTER_S} "
+        "seconds",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+    )
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     # Django calls handler500 inside its except block: exc_info is the error.
     if not database_busy(sys.exc_info()[1]):
         return defaults.server_error(request)
     if request.path.startswith("/api/"):
-        response: HttpResponse = problem(
-            503,
-            "busy",
-            "Service Unavailable",
-            "the server is at capacity and did nothing: send the same request "
-            f"again after {BUSY_RETRY_AFTER_S} seconds",
-        )
-    else:
-        response = HttpResponse(
-            "The service is busy. Reload this page in a few seconds.",
-            status=503,
-            content_type="text/plain; charset=utf-8",
-        )
+        return busy("did nothing: send the same request")
+    response = HttpResponse(
+        "The service is busy. Reload this page in a few seconds.",
+        status=503,
+        content_type="text/plain; charset=utf-8",
+    )
     response["Retry-After"] = str(BUSY_RETRY_AFTER_S)
     return response

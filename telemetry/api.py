@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from patients.auth import DeviceTokenAuthentication
 from patients.models import Device, Patient
 from rpm import metrics
-from rpm.errors import BUSY_RETRY_AFTER_S, database_busy
+from rpm.errors import busy, database_busy
 from security.services import SealedRejected, open_sealed, report_integrity_failure
 
 from .contract import (
@@ -91,14 +91,7 @@ class DeviceView(APIView):
     def handle_exception(self, exc: Exception) -> HttpResponse:
         if database_busy(exc):  # nothing written yet: the device may retry
             log.warning("upload refused with 503: no database connection came free")
-            return problem(
-                503,
-                "busy",
-                "Service Unavailable",
-                "the server is at capacity and stored nothing: send the same batch "
-                f"again after {BUSY_RETRY_AFTER_S} seconds",
-                headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
-            )
+            return busy("stored nothing: send the same batch")
         if not isinstance(exc, exceptions.APIException):
             raise exc
         response = super().handle_exception(exc)

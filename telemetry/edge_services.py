@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from alerts.edge import apply_edge_outcomes
 from alerts.rules import Clear, Finding, Outcome
-from alerts.services import hold_patient
 from patients.models import Device, Patient, User
 
 from .contract import MAX_ECG_SECONDS
@@ -86,7 +85,6 @@ def _store_edge(gateway: Device, edge: EdgeBatchIn) -> None:
         )
     ]
     outcomes = [_outcome(o, strips) for o in edge.outcomes]
-    hold_patient(batch.patient_id)  # as the worker does (telemetry/processing.py)
     apply_edge_outcomes(gateway=gateway, patient=batch.patient, outcomes=outcomes)
     _fulfil(batch, edge)
 

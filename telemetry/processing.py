@@ -52,7 +52,7 @@ def process_batch(batch_pk: int) -> bool:
     # (One commit instead of three, too.)
     with transaction.atomic():
         # One scoring and evaluation per patient at a time; then the claim: a
-        # second worker on this batch waits on the row and finds it processed.
+        # second worker on this batch waits at the lock and finds it processed.
         hold_patient(batch.patient_id)
         claimed = Batch.objects.filter(pk=batch_pk, state=Batch.State.PENDING).update(
             state=Batch.State.PROCESSED, processed_at=timezone.now()

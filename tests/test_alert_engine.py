@@ -7,7 +7,8 @@ from datetime import timedelta
 from threading import Barrier, Thread
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from alerts import services
@@ -285,3 +286,18 @@ def test_recipients_are_the_care_team_and_the_admins(
     assert set(recipients(organisation_id=organisation.pk, patient_id=None)) == {
         admin.pk
     }
+
+
+def test_findings_inside_a_callers_transaction_take_the_patient_lock_first(subject):
+    """A worker's batch and a gateway's upload each apply several outcomes inside
+    one transaction: both lock the patient before any alert, so the two cannot
+    lock the patient's alerts in opposite orders."""
+    if not connection.features.has_select_for_update:
+        pytest.skip("SQLite has no row locks (one writer); make test runs this on PG")
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        apply(subject, finding("temperature_high"), finding("systolic_bp_high"))
+    sql = [q["sql"] for q in queries.captured_queries]
+    locks = [i for i, q in enumerate(sql) if "FOR UPDATE" in q]
+    assert locks, sql
+    assert "patients_patient" in sql[locks[0]]
+    assert sum("patients_patient" in sql[i] for i in locks) == 1  # taken once
