@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from security.qkd import privacy
 from security.qkd.decoy import binary_entropy
 from security.qkd.privacy import (
     EPSILON_PA,
@@ -74,6 +75,18 @@ def test_the_2d_convolution_equals_a_1d_fft_convolution_on_a_large_block():
     counts = np.rint(np.fft.irfft(spectrum, size)[n - m - 1 : n - 1]).astype(int)
     expected = bits[:m] ^ (counts & 1).astype(np.uint8)
     assert np.array_equal(modified_toeplitz_hash(bits, seed, m), expected)
+
+
+def test_threaded_and_single_threaded_transforms_give_the_same_hash(monkeypatch):
+    rng = np.random.default_rng(21)
+    n, m = 70_000, 17_500
+    bits = rng.integers(0, 2, n, dtype=np.uint8)
+    seed = rng.integers(0, 2, n - 1, dtype=np.uint8)
+    monkeypatch.setattr(privacy, "THREADED_FROM_POINTS", 1)
+    monkeypatch.setattr(privacy.os, "sched_getaffinity", lambda pid: {0, 1})
+    threaded = modified_toeplitz_hash(bits, seed, m)
+    monkeypatch.setattr(privacy, "THREADED_FROM_POINTS", 1 << 62)
+    assert np.array_equal(threaded, modified_toeplitz_hash(bits, seed, m))
 
 
 @pytest.mark.parametrize(

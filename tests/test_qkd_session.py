@@ -12,6 +12,7 @@ import security.qkd.session as session_module
 from security.qkd import LinkParams, SessionConfig, run_session
 from security.qkd.decoy import binary_entropy
 from security.qkd.privacy import EPSILON_PA, EPSILON_VERIFY
+from security.qkd.session import expected_key_bits
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,24 @@ def test_a_residual_error_after_correction_fails_verification_and_aborts(monkeyp
     assert result.aborted
     assert "verification" in result.abort_reason
     assert result.final_key == b""
+
+
+def test_a_session_releases_about_the_key_its_expected_counts_predict():
+    params = LinkParams(distance_km=10.0)
+    released = [
+        run_session(params, 20_000_000, seed=seed).final_key_bits for seed in range(3)
+    ]
+    expected = expected_key_bits(params, 20_000_000, ec_efficiency=1.07)
+    assert abs(sum(released) / 3 / expected - 1.0) < 0.15
+
+
+@pytest.mark.parametrize(("km", "pulses"), [(10.0, 20_000_000), (50.0, 20_000_000)])
+def test_the_default_weak_decoy_is_near_the_best_at_the_links_block_size(km, pulses):
+    # A smaller nu tightens the asymptotic bound but leaves fewer decoy clicks;
+    # at the block size a link runs (QkdLink.pulses_per_run) 0.1 is near the best.
+    by_nu = {
+        nu: expected_key_bits(LinkParams(distance_km=km, decoy_mu=nu), pulses)
+        for nu in (0.02, 0.03, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3)
+    }
+    assert by_nu[0.1] >= 0.95 * max(by_nu.values())
+    assert by_nu[0.1] > 0

@@ -25,6 +25,7 @@ from .decoy import (
     plob_bound,
     secure_rate,
     seed_formula_rate,
+    theoretical_observed,
     theory_rate,
 )
 from .emulator import IntensityCounts, LinkRecord, emulate
@@ -194,6 +195,52 @@ def _post_process(
     if length <= 0:
         raise _AbortError("privacy-amplification bound leaves no key")
     return length, _amplify(corrected, length, key_rng)
+
+
+def expected_key_bits(
+    params: LinkParams,
+    pulses: int,
+    config: SessionConfig | None = None,
+    ec_efficiency: float = 1.1,
+) -> int:
+    """The key a session of ``pulses`` would release if every count came out at
+    its expected value: the same estimation and length formula as a run, fed
+    the channel model's counts and an error correction of ``ec_efficiency``.
+    A design aid (which intensities suit a link of this length and block size),
+    never used to release a key."""
+    config = config or SessionConfig()
+    counts = []
+    for observed, share in zip(
+        theoretical_observed(params, params.distance_km),
+        params.probabilities,
+        strict=True,
+    ):
+        sent = pulses * share
+        sifted = sent * observed.gain / 2.0
+        counts.append(
+            IntensityCounts(
+                round(sent),
+                round(2.0 * sifted),
+                round(sifted),
+                round(sifted * observed.qber),
+            )
+        )
+    signal = counts[SIGNAL]
+    if signal.sifted == 0:
+        return 0
+    estimates = estimate(params, tuple(counts), config.sigmas, signal.errors)
+    if not estimates.bounds.usable:
+        return 0
+    kept = signal.sifted * (1.0 - config.sample_fraction)
+    leaked = ec_efficiency * kept * binary_entropy(signal.qber)
+    length = secure_length(
+        kept * estimates.single_photon_fraction,
+        estimates.bounds.e1_upper,
+        math.ceil(leaked),
+        EPSILON_VERIFY,
+        config.epsilon_pa,
+    )
+    return max(0, length)
 
 
 def _estimate_qber(
