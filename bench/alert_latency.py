@@ -258,7 +258,10 @@ def main() -> None:
     )
     parser.add_argument("--servers", type=int, default=2, help="Daphne processes")
     parser.add_argument(
-        "--workers", type=int, default=1, help="Celery worker concurrency"
+        "--workers",
+        type=int,
+        default=4,
+        help="Celery worker concurrency (the Procfile's default)",
     )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="alert-bench-"))
