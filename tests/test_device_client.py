@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from security.tls import ensure_self_signed
-from telemetry.device import Backoff, DeviceClient, certificate_sha256
+from telemetry.device import Backoff, DeviceClient, Refused, certificate_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = Backoff(base_s=0.01, cap_s=0.05)
@@ -128,7 +128,8 @@ def make_client(server: Server, tmp_path: Path, **kwargs) -> DeviceClient:
     return DeviceClient(server.url, "dev_token", tmp_path / "buffer.sqlite3", **kwargs)
 
 
-T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+# Recent: add_* refuses readings over 7 days old, as the server would.
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
 def add_heart_rates(client: DeviceClient, count: int, first: int = 0) -> None:
@@ -158,7 +159,7 @@ def test_ecg_and_battery_travel_with_the_batch(server, tmp_path):
         {
             "lead": "II",
             "fs_hz": 250,
-            "start": "2026-01-01T08:00:00Z",
+            "start": T0.isoformat().replace("+00:00", "Z"),
             "unit": "uV",
             "samples": [1, -2, 3],
         }
@@ -293,7 +294,7 @@ KILLABLE_DEVICE = textwrap.dedent(
     url, path, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     client = DeviceClient(url, "t", path, max_batch_observations=5,
                           backoff=Backoff(0.01, 0.05))
-    t0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    t0 = datetime.now(UTC) - timedelta(hours=1)
     for i in range(count):
         client.add_observation("8867-4", 60 + i % 40, "/min", t0 + timedelta(seconds=i))
         if i % 5 == 4:
@@ -377,6 +378,53 @@ def test_a_client_verifies_the_server_against_its_ca_file(tls_files, tmp_path):
         assert len(server.received) == 1
     finally:
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("reading", "path", "says"),
+    [
+        (("8867-4", 420, "/min"), "value", "not plausible"),
+        (("8867-4", "72", "/min"), "value", "must be a number"),
+        (("8867-4", float("nan"), "/min"), "value", "finite number"),
+        (("8310-5", 37.0, "degC"), "unit", "takes 'Cel'"),
+        (("1234-5", 1, "/min"), "code", "unknown code"),
+    ],
+)
+def test_a_reading_the_server_would_refuse_is_refused_when_added(
+    server, tmp_path, reading, path, says
+):
+    client = make_client(server, tmp_path)
+    add_heart_rates(client, 3)
+    with pytest.raises(Refused, match=says) as refused:
+        client.add_observation(*reading, T0)
+    assert all(f"].{path}" in p.path for p in refused.value.problems)
+    assert client.pending().observations == 3  # the bad one is not kept
+    # ... and the good ones travel in a batch the server accepts.
+    assert client.flush_once().delivered == 1
+    assert len(server.received[0].body["observations"]) == 3
+
+
+def test_readings_from_beyond_the_servers_time_window_are_refused(server, tmp_path):
+    now = T0 + timedelta(hours=1)
+    client = make_client(server, tmp_path, clock=lambda: now)
+    with pytest.raises(Refused, match="in the future"):
+        client.add_observation("8867-4", 70, "/min", now + timedelta(minutes=6))
+    with pytest.raises(Refused, match="older than 7 days"):
+        client.add_observation("8867-4", 70, "/min", now - timedelta(days=8))
+    client.add_observation("8867-4", 70, "/min", now + timedelta(minutes=4))
+    client.add_observation("8867-4", 70, "/min", now - timedelta(days=6))
+    assert client.pending().observations == 2
+
+
+def test_an_ecg_segment_the_server_would_refuse_is_refused_when_added(server, tmp_path):
+    client = make_client(server, tmp_path)
+    with pytest.raises(Refused, match="more than 60 s"):
+        client.add_ecg("II", 100, T0, [0] * 6001)
+    with pytest.raises(Refused, match="100 mV"):
+        client.add_ecg("II", 250, T0, [0, 150_000])
+    with pytest.raises(Refused, match="lead"):
+        client.add_ecg("X", 250, T0, [0, 1])
+    assert client.pending().ecg_segments == 0
 
 
 def test_timestamps_without_a_zone_are_refused(server, tmp_path):

@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from .buffer import Buffer, Limits, Pending, StoredBatch
+from .precheck import Refused, refusals
 from .transport import Link, PlainJson, Sealer, https_session
 from .upload import Backoff, FlushReport, Uploader
 
@@ -88,32 +89,39 @@ class DeviceClient:
     def add_observation(
         self, code: str, value: float | str, unit: str, time: datetime
     ) -> None:
-        self._buffer.add(
-            "observation",
-            {"code": code, "value": value, "unit": unit, "time": iso(time)},
-        )
+        """Keep one reading for upload. Raises Refused, keeping nothing, when the
+        server would refuse it (unknown code or unit, implausible value, a time
+        over 5 minutes ahead of or 7 days behind the device's clock): one such
+        reading would otherwise take every good one in its batch down with it."""
+        payload = {"code": code, "value": value, "unit": unit, "time": iso(time)}
+        self._precheck("observation", payload)
+        self._buffer.add("observation", payload)
 
     def add_ecg(
         self, lead: str, fs_hz: int, start: datetime, samples_uv: list[int]
     ) -> None:
+        """Keep one ECG segment for upload; Raises Refused as add_observation."""
         samples = [int(s) for s in samples_uv]
-        self._buffer.add(
-            "ecg",
-            {
-                "lead": lead,
-                "fs_hz": int(fs_hz),
-                "start": iso(start),
-                "unit": "uV",
-                "samples": samples,
-            },
-            size=len(samples),
-        )
+        payload = {
+            "lead": lead,
+            "fs_hz": int(fs_hz),
+            "start": iso(start),
+            "unit": "uV",
+            "samples": samples,
+        }
+        self._precheck("ecg", payload)
+        self._buffer.add("ecg", payload, size=len(samples))
 
     def set_battery(self, pct: int) -> None:
         """The charge reported with every batch formed from now on."""
         if not 0 <= pct <= 100:
             raise ValueError("battery percentage must be 0–100")
         self._buffer.set_state("battery_pct", int(pct))
+
+    def _precheck(self, kind: str, payload: dict[str, Any]) -> None:
+        problems = refusals([(kind, payload)], now=self._clock())
+        if problems:
+            raise Refused(problems)
 
     # --- state ---
 

@@ -25,6 +25,7 @@ from alerts import rules
 from telemetry import contract as c
 from telemetry.device.buffer import Limits
 from telemetry.device.client import iso, utc_now
+from telemetry.device.precheck import Refused, refusals
 from telemetry.device.transport import https_session
 from telemetry.device.upload import Backoff, FlushReport, Uploader
 
@@ -126,7 +127,7 @@ class Gateway:
         server would refuse the whole upload that carried them, with every good
         reading in it.
         """
-        problems = _refusals(items, now=self._clock(), sent_at=sent_at)
+        problems = refusals(items, now=self._clock(), sent_at=sent_at)
         if problems:
             refused = Refused(problems)
             log.warning("readings from %s refused: %s", source, refused)
@@ -413,31 +414,6 @@ class Gateway:
 
     def close(self) -> None:
         self.store.close()
-
-
-class Refused(ValueError):
-    """Readings the server's batch contract refuses; ``problems`` says which and
-    why, with the paths of the batch they came in (observations, then ECG)."""
-
-    def __init__(self, problems: list[c.Problem]) -> None:
-        self.problems = problems
-        super().__init__(
-            "not kept: " + "; ".join(f"{p.path}: {p.message}" for p in problems)
-        )
-
-
-def _refusals(
-    items: list[tuple[str, dict]], *, now: datetime, sent_at: datetime | None
-) -> list[c.Problem]:
-    """What the server would say of these readings, as one batch."""
-    body = {
-        "batch_id": str(uuid.UUID(int=0)),
-        "sent_at": iso(sent_at or now),
-        "observations": [p for kind, p in items if kind == "observation"],
-        "ecg": [p for kind, p in items if kind == "ecg"],
-    }
-    batch, problems = c.parse_batch(json.dumps(body).encode())
-    return problems if batch is None else c.check_batch(batch, now=now)
 
 
 def _when(value: str | None) -> datetime | None:

@@ -23,7 +23,7 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from telemetry.device import DeviceClient, FlushReport
+from telemetry.device import DeviceClient, FlushReport, Refused
 from telemetry.device.qkd import QkdSealer
 from telemetry.device.transport import https_session
 from telemetry.simulator.replay import ReplayStream, load_record
@@ -237,12 +237,20 @@ class Command(BaseCommand):
             client = bed.clients[emission.role]
             client.set_battery(emission.battery_pct)
             for r in emission.readings:
-                client.add_observation(r.code, r.value, r.unit, r.time)
+                self._keep(bed, client.add_observation, r.code, r.value, r.unit, r.time)
             for s in emission.strips:
-                client.add_ecg(s.lead, s.fs_hz, s.start, s.samples_uv)
+                self._keep(bed, client.add_ecg, s.lead, s.fs_hz, s.start, s.samples_uv)
             # Offline: the device's uplink is down, so nothing is sent and the
             # client's buffer grows; it drains when the link is back.
             bed.online = emission.online
+
+    def _keep(self, bed: Bed, add: Callable[..., None], *reading: Any) -> None:
+        """As a device would: a reading the contract refuses is reported, the
+        others go on."""
+        try:
+            add(*reading)
+        except Refused as refused:
+            self.stderr.write(f"{bed.mrn}: {refused}")
 
     def _progress(self, elapsed: float, beds: list[Bed], tally: Tally) -> None:
         pending = [c.pending() for b in beds for c in b.clients.values()]
