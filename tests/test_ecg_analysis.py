@@ -288,3 +288,30 @@ def test_its_t_wave_ends_where_a_ramp_down_reaches_the_baseline():
     end = delineate.t_end(beat, r, offset, 0.0, fs, 1.0)
     assert end is not None
     assert abs(end - 400) <= 0.01 * fs
+
+
+def _wide_flat_complex(fs: float, width_s: float) -> tuple[np.ndarray, int]:
+    """A bundle-branch-block-like QRS: a 30 ms rise, a flat top, a 30 ms fall."""
+    beat = np.zeros(int(0.8 * fs))
+    onset, ramp = int(0.3 * fs), int(0.03 * fs)
+    offset = onset + int(width_s * fs)
+    beat[onset : onset + ramp] = np.linspace(0, 1.0, ramp)
+    beat[onset + ramp : offset - ramp] = 1.0
+    beat[offset - ramp : offset] = np.linspace(1.0, 0, ramp)
+    return beat, onset + ramp  # R where the top begins, as a detector may put it
+
+
+def test_a_wide_flat_topped_qrs_is_not_cut_short_on_its_plateau():
+    fs = 500.0
+    beat, r = _wide_flat_complex(fs, 0.16)
+    edges = delineate.qrs_edges(beat, r, fs)
+    assert edges is not None
+    assert abs((edges[1] - edges[0]) / fs - 0.16) <= 0.01  # not the 30 ms of the rise
+
+
+def test_a_narrow_qrs_still_ends_where_its_slope_dies_away():
+    fs = 500.0
+    beat, r = _wide_flat_complex(fs, 0.08)
+    edges = delineate.qrs_edges(beat, r, fs)
+    assert edges is not None
+    assert abs((edges[1] - edges[0]) / fs - 0.08) <= 0.01

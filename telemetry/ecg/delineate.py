@@ -17,6 +17,10 @@ SAME_SHAPE = 0.9
 QRS_SLOPE_SHARE = 0.05
 QUIET_S = 0.008
 QRS_SEARCH_S = 0.15
+# ... and the QRS has not ended while the signal is still this share of the QRS
+# amplitude away from the level before it: the flat top of a wide complex (LUDB
+# 13, a 162 ms QRS) is quiet too. 0.3-0.5 all gave the same LUDB figures.
+QRS_END_LEVEL_SHARE = 0.5
 # A P wave must reach this share of the QRS amplitude, and this many mV.
 P_SHARE = 0.05
 P_MIN_MV = 0.03
@@ -70,8 +74,14 @@ def qrs_edges(beat: np.ndarray, r: int, fs: float) -> tuple[int, int] | None:
     thr = QRS_SLOPE_SHARE * slope[lo:hi].max()
     run = max(2, int(QUIET_S * fs))
     onset = _quiet_from(slope[:hi], r, -1, thr, run)
+    if onset < lo:
+        return None
+    level = _baseline(beat, onset, fs)
+    far = QRS_END_LEVEL_SHARE * np.ptp(beat[lo:hi])
     offset = _quiet_from(slope, r, 1, thr, run)
-    if onset < lo or offset < 0 or offset > hi:
+    while 0 <= offset <= hi and abs(beat[offset] - level) > far:
+        offset = _quiet_from(slope, offset + run, 1, thr, run)
+    if offset < 0 or offset > hi:
         return None
     return onset, offset
 
