@@ -107,9 +107,21 @@ def test_seed_demo_refuses_to_run_in_production(db, settings):
         run("seed_demo")
 
 
-def test_the_demo_stops_every_process_it_started_when_it_is_terminated(tmp_path):
+def _ignoring_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    "started",
+    [None, _ignoring_sigint],
+    ids=["from-a-terminal", "in-the-background-of-a-shell"],
+)
+def test_the_demo_stops_every_process_it_started_when_it_is_terminated(
+    tmp_path, started
+):
     """``kill`` (SIGTERM) on make demo's process used to leave Daphne, the periodic
-    runner and the simulator running without it."""
+    runner and the simulator running without it; and a demo started with ``&``
+    (SIGINT ignored, inherited by the children) left them running after it ended."""
     child = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid()));"
     child += " time.sleep(120)"
     runner = (
@@ -121,6 +133,7 @@ def test_the_demo_stops_every_process_it_started_when_it_is_terminated(tmp_path)
     demo = subprocess.Popen(
         [sys.executable, "-c", runner, *map(str, pid_files)],
         env={**os.environ, "DEBUG": "true"},
+        preexec_fn=started,
     )
     try:
         deadline = time.monotonic() + 30

@@ -109,6 +109,9 @@ class Command(BaseCommand):
         self.stdout.write("\n".join(lines))
 
 
+STOP_WAIT_S = 20
+
+
 def run_together(commands: list[list[str]]) -> None:
     """Start every command; when one ends, on Ctrl-C or on SIGTERM (a supervisor,
     ``kill``), stop them all: none is left running without the others."""
@@ -116,7 +119,11 @@ def run_together(commands: list[list[str]]) -> None:
     def terminated(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminated)
+    previous_term = signal.signal(signal.SIGTERM, terminated)
+    # Started in the background of a shell (`make demo &`, nohup), SIGINT arrives
+    # ignored, and children inherit an ignored signal: they would sleep through
+    # the SIGINT that stops them. A handler is reset to the default in each child.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     children = [subprocess.Popen(c) for c in commands]  # noqa: S603 (our own commands)
     try:
         while all(child.poll() is None for child in children):
@@ -124,9 +131,14 @@ def run_together(commands: list[list[str]]) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGINT)
         for child in children:
-            child.wait(timeout=20)
+            try:
+                child.wait(timeout=STOP_WAIT_S)
+            except subprocess.TimeoutExpired:  # deaf to SIGINT: no orphans either way
+                child.kill()
+                child.wait()
