@@ -231,7 +231,11 @@ def _worsen(alert: Alert, priority: str) -> None:
 
 
 def _on_clear(subject: Subject, clear: Clear) -> Alert | None:
-    Condition.objects.filter(subject_key=subject.key, kind=clear.kind).delete()
+    # Only a clearance from after a condition began ends it: a stored-and-forwarded
+    # reading from before would restart the persistence wait of a current one.
+    Condition.objects.filter(
+        subject_key=subject.key, kind=clear.kind, since__lte=clear.at
+    ).delete()
     alert = _open_alert(subject, clear.kind)
     if (
         alert is None

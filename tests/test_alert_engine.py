@@ -91,6 +91,16 @@ def test_a_clearance_within_the_delay_starts_the_wait_again(subject):
     assert not Alert.objects.exists()
 
 
+def test_late_data_from_before_a_condition_does_not_restart_its_wait(subject):
+    # A device that stored and forwarded: its normal reading from a minute ago
+    # arrives after the low SpO2 began; the low SpO2 must still alarm on time.
+    t = timezone.now()
+    apply(subject, finding("spo2_low", "medium", t))
+    apply(subject, Clear("spo2_low", t - timedelta(seconds=60)))
+    [alert] = apply(subject, finding("spo2_low", "medium", t + timedelta(seconds=15)))
+    assert alert.condition_since == t
+
+
 def test_a_high_physiological_alert_latches_until_acknowledged(subject, clinician):
     t = timezone.now()
     [alert] = apply(subject, finding(at=t))

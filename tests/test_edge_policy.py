@@ -99,3 +99,13 @@ def test_an_older_clear_does_not_silence_a_newer_alarm():
     alarms.apply([Finding("af", "medium", T0 + timedelta(seconds=20), "AF")])
     assert alarms.apply([Clear("af", T0)]) == []
     assert [a.kind for a in alarms.active()] == ["af"]
+
+
+def test_an_older_clear_does_not_restart_a_conditions_wait():
+    alarms = LocalAlarms()
+    alarms.apply([Finding("tachycardia", "medium", T0, "fast")])
+    assert alarms.apply([Clear("tachycardia", T0 - timedelta(seconds=60))]) == []
+    later = Finding("tachycardia", "medium", T0 + timedelta(seconds=20), "fast")
+    [change] = alarms.apply([later])
+    assert change.event == "raised"
+    assert change.alarm.since == T0

@@ -61,7 +61,10 @@ class LocalAlarms:
         return Change("raised", alarm) if held and not was_active else None
 
     def _cleared(self, clear: Clear) -> Change | None:
-        self._since.pop(clear.kind, None)
+        # As on the server: a reading from before the condition began (another
+        # device's, arriving late) does not restart its wait.
+        if clear.at >= self._since.get(clear.kind, clear.at):
+            self._since.pop(clear.kind, None)
         alarm = self._active.get(clear.kind)
         if alarm is None or clear.at < alarm.last_at:
             return None
