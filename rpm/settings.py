@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from rpm.logs import logging_config
 
@@ -188,6 +189,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 # Several deployments (or test runs) may share one Redis: each names its own queue.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
+# Triage: a batch carrying a reading beyond an alert threshold is processed from a
+# queue of its own, which workers empty first ("priority": BRPOP asks the queues
+# in this order), so its alarm does not wait behind a backlog of routine batches.
+# Each queue has its own routing key: with a shared key the Redis transport would
+# deliver a task to both.
+URGENT_TASK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.urgent"
+CELERY_TASK_QUEUES = [
+    Queue(URGENT_TASK_QUEUE, routing_key=URGENT_TASK_QUEUE),
+    Queue(CELERY_TASK_DEFAULT_QUEUE, routing_key=CELERY_TASK_DEFAULT_QUEUE),
+]
+CELERY_TASK_DEFAULT_ROUTING_KEY = CELERY_TASK_DEFAULT_QUEUE
+CELERY_BROKER_TRANSPORT_OPTIONS = {"queue_order_strategy": "priority"}
 # Periodic work: celery beat in production, `manage.py run_periodic` in the embedded
 # default (make demo), both from this one schedule.
 CELERY_BEAT_SCHEDULE = {

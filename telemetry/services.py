@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 from django.conf import settings
@@ -13,10 +14,12 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from alerts import rules
 from patients.models import Device
 from rpm import metrics
 
-from .contract import BatchIn, readings
+from . import scoring
+from .contract import NEWS2_CODES, BatchIn, Reading, news2_value, readings
 from .models import Batch, EcgSegment, Observation, pack_samples
 
 
@@ -41,8 +44,8 @@ def record_batch(*, device: Device, batch: BatchIn, fingerprint: str) -> Stored:
     gets the first answer; a different batch under the same ID is a conflict."""
     try:
         with transaction.atomic():
-            stored = _insert(device, batch, fingerprint)
-            transaction.on_commit(lambda: _queue(stored.pk))
+            stored, urgent = _insert(device, batch, fingerprint)
+            transaction.on_commit(lambda: _queue(stored.pk, urgent=urgent))
             # Counted once stored, whichever API it came through (device, sealed
             # or edge upload), and only if the outer transaction commits.
             transaction.on_commit(
@@ -61,7 +64,8 @@ def record_batch(*, device: Device, batch: BatchIn, fingerprint: str) -> Stored:
     return Stored(answer=_answer(stored), created=True)
 
 
-def _insert(device: Device, batch: BatchIn, fingerprint: str) -> Batch:
+def _insert(device: Device, batch: BatchIn, fingerprint: str) -> tuple[Batch, bool]:
+    """The stored batch, and whether it carries a reading worth an alarm."""
     now = timezone.now()
     stored = Batch.objects.create(
         device=device,
@@ -75,10 +79,58 @@ def _insert(device: Device, batch: BatchIn, fingerprint: str) -> Batch:
         ecg_count=len(batch.ecg),
         queued_at=now,
     )
-    _insert_observations(device, stored, batch)
+    found = readings(batch)
+    _insert_observations(device, stored, found)
     EcgSegment.objects.bulk_create(_segment(device, stored, s) for s in batch.ecg)
     _touch_device(device, now, batch.battery_pct)
-    return stored
+    return stored, _urgent(device, found)
+
+
+# Triage: a reading this many NEWS2 points or more (amber and red on the chart).
+URGENT_NEWS2_POINTS = 2
+NEWS2_ARGUMENT = {code: name for name, codes in NEWS2_CODES.items() for code in codes}
+
+
+def _urgent(device: Device, found: list[Reading]) -> bool:
+    """Triage: a reading beyond its alert threshold (the patient's own, if set) or
+    scoring 2 or 3 on its own NEWS2 row. Only the queue depends on it: the worker
+    applies every rule to every batch whichever queue it came from."""
+    overrides = (device.patient.threshold_overrides if device.patient else None) or {}
+    limits: dict[str, rules.Limit | None] = {}
+    for r in found:
+        if r.code not in limits:
+            limits[r.code] = rules.effective_limit(r.code, overrides)
+        if _beyond(limits[r.code], r.value):
+            return True
+        if _news2_points(r.code, r.value, r.text, r.unit) >= URGENT_NEWS2_POINTS:
+            return True
+    return False
+
+
+def _beyond(limit: rules.Limit | None, value: float | None) -> bool:
+    if limit is None or value is None:
+        return False
+    return (limit.low is not None and value < limit.low) or (
+        limit.high is not None and value > limit.high
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _news2_points(code: str, value: float | None, text: str, unit: str) -> int:
+    """One reading's points on its own NEWS2 row (0 if it has none). Readings
+    repeat (heart rates are integers), so a batch of 600 costs a few dozen calls."""
+    name = NEWS2_ARGUMENT.get(code)
+    if name is None or name == "on_oxygen":  # oxygen is a state, not news
+        return 0
+    argument = news2_value(name, value, text, unit)
+    if argument is None:
+        return 0
+    inputs: dict[str, Any] = dict.fromkeys(scoring.ARGUMENTS)
+    inputs[name] = argument
+    try:
+        return max(scoring.news2(**inputs).subscores.values(), default=0)
+    except (TypeError, ValueError):  # off the chart: worth a look first
+        return URGENT_NEWS2_POINTS
 
 
 OBSERVATION_FIELDS = (
@@ -93,9 +145,9 @@ OBSERVATION_FIELDS = (
 )
 
 
-def _insert_observations(device: Device, stored: Batch, batch: BatchIn) -> None:
+def _insert_observations(device: Device, stored: Batch, found: list[Reading]) -> None:
     owner = (device.patient_id, device.pk, stored.pk)
-    rows = [(*owner, r.code, r.value, r.text, r.unit, r.time) for r in readings(batch)]
+    rows = [(*owner, r.code, r.value, r.text, r.unit, r.time) for r in found]
     if not rows:
         return
     if connection.vendor != "postgresql":
@@ -161,10 +213,13 @@ def _answer(stored: Batch) -> BatchAnswer:
     }
 
 
-def _queue(batch_pk: int) -> None:
+def _queue(batch_pk: int, *, urgent: bool = False) -> None:
     from .tasks import process_batch
 
-    process_batch.delay(batch_pk)
+    if urgent:
+        process_batch.apply_async((batch_pk,), queue=settings.URGENT_TASK_QUEUE)
+    else:
+        process_batch.delay(batch_pk)
 
 
 def requeue_stale_batches(

@@ -393,7 +393,7 @@ def test_a_stored_batch_is_processed_after_the_commit(
 
 
 def test_the_sweep_requeues_a_batch_left_pending(client, device, monkeypatch):
-    monkeypatch.setattr("telemetry.services._queue", lambda pk: None)
+    monkeypatch.setattr("telemetry.services._queue", lambda pk, urgent=False: None)
     post(client, batch(), device.token)
     stored = Batch.objects.get()
     assert stored.state == Batch.State.PENDING
@@ -409,7 +409,9 @@ def test_two_sweeps_never_queue_one_batch_twice(
     client, device, monkeypatch, django_capture_on_commit_callbacks
 ):
     queued = []
-    monkeypatch.setattr("telemetry.services._queue", queued.append)
+    monkeypatch.setattr(
+        "telemetry.services._queue", lambda pk, urgent=False: queued.append(pk)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         post(client, batch(), device.token)
     Batch.objects.update(queued_at=now() - timedelta(minutes=2))

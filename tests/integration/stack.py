@@ -154,12 +154,16 @@ class Stack:
         self.daphne.stop()
 
     def queue_length(self) -> int:
-        return redis.Redis.from_url(self.env["REDIS_URL"]).llen(
-            self.env["CELERY_QUEUE"]
+        """Tasks waiting in both queues, routine and urgent (settings, triage)."""
+        client, queue = (
+            redis.Redis.from_url(self.env["REDIS_URL"]),
+            self.env["CELERY_QUEUE"],
         )
+        return client.llen(queue) + client.llen(f"{queue}.urgent")
 
     def flush_queue(self) -> None:
-        redis.Redis.from_url(self.env["REDIS_URL"]).delete(self.env["CELERY_QUEUE"])
+        queue = self.env["CELERY_QUEUE"]
+        redis.Redis.from_url(self.env["REDIS_URL"]).delete(queue, f"{queue}.urgent")
 
     def run_task(self, task, *args) -> None:
         """Send a task to the real broker, as celery beat would."""

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from telemetry.models import Batch, Observation
-from tests.test_telemetry_ingest import batch
+from tests.test_telemetry_ingest import batch, obs
 
 from .stack import wait_until
 
@@ -85,3 +85,26 @@ def test_uploads_reuse_the_servers_redis_connections(stack, device):
     finally:
         stack.start_worker()
     assert opened < 5, f"{opened} Redis connections opened for 30 uploads"
+
+
+def test_a_batch_with_an_alarming_reading_overtakes_a_backlog(stack, device):
+    """Triage: with 20 routine batches waiting, a fever is processed first."""
+    stack.worker.stop()
+    try:
+        for _ in range(20):
+            assert upload(stack, device.token, batch(ecg=[])).status_code == 201
+        fever = batch(ecg=[], observations=[obs("8310-5", 39.8, "Cel")])
+        assert upload(stack, device.token, fever).status_code == 201
+    finally:
+        stack.start_worker()
+    wait_until(
+        lambda: not Batch.objects.filter(state=Batch.State.PENDING).exists(),
+        60,
+        lambda: "the backlog was not processed:\n" + stack.worker.log()[-3000:],
+    )
+    order = list(
+        Batch.objects.order_by("processed_at").values_list("batch_id", flat=True)
+    )
+    assert len(order) == 21
+    # First, or second if the other worker process took a routine batch at once.
+    assert str(fever["batch_id"]) in map(str, order[:2]), order
