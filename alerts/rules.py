@@ -125,6 +125,15 @@ class Limit:
     low_priority: Priority = "medium"
     high_priority: Priority = "medium"
 
+    def below(self, value: float) -> bool:
+        return value < (self.low or 0)
+
+    def above(self, value: float) -> bool:
+        return self.high is not None and value > self.high
+
+    def breached(self, value: float) -> bool:
+        return self.below(value) or self.above(value)
+
 
 # Defaults sit beyond NEWS2's own bands: NEWS2 watches the trend, these catch a single
 # dangerous value. A patient's threshold_overrides replace low and/or high per code.
@@ -202,17 +211,9 @@ def threshold_outcomes(
     if limit is None:
         return []
     return [
+        *_side(limit, value, at, "low", limit.low_kind, limit.low, limit.below(value)),
         *_side(
-            limit, value, at, "low", limit.low_kind, limit.low, value < (limit.low or 0)
-        ),
-        *_side(
-            limit,
-            value,
-            at,
-            "high",
-            limit.high_kind,
-            limit.high,
-            limit.high is not None and value > limit.high,
+            limit, value, at, "high", limit.high_kind, limit.high, limit.above(value)
         ),
     ]
 

@@ -98,6 +98,8 @@ NEWS2_CODES: dict[str, tuple[str, ...]] = {
     "temperature_c": (BODY_TEMPERATURE,),
 }
 SCORED_CODES = frozenset(code for codes in NEWS2_CODES.values() for code in codes)
+# code → the news2() argument it feeds
+NEWS2_INPUT_OF = {code: name for name, codes in NEWS2_CODES.items() for code in codes}
 
 
 def news2_value(

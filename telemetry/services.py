@@ -19,7 +19,7 @@ from patients.models import Device
 from rpm import metrics
 
 from . import scoring
-from .contract import NEWS2_CODES, BatchIn, Reading, news2_value, readings
+from .contract import NEWS2_INPUT_OF, BatchIn, Reading, news2_value, readings
 from .models import Batch, EcgSegment, Observation, pack_samples
 
 
@@ -88,38 +88,34 @@ def _insert(device: Device, batch: BatchIn, fingerprint: str) -> tuple[Batch, bo
 
 # Triage: a reading this many NEWS2 points or more (amber and red on the chart).
 URGENT_NEWS2_POINTS = 2
-NEWS2_ARGUMENT = {code: name for name, codes in NEWS2_CODES.items() for code in codes}
 
 
 def _urgent(device: Device, found: list[Reading]) -> bool:
-    """Triage: a reading beyond its alert threshold (the patient's own, if set) or
-    scoring 2 or 3 on its own NEWS2 row. Only the queue depends on it: the worker
-    applies every rule to every batch whichever queue it came from."""
-    overrides = (device.patient.threshold_overrides if device.patient else None) or {}
+    """Triage: a reading beyond its alert threshold or scoring 2 or 3 on its own
+    NEWS2 row, both as the patient's settings have them. Only the queue depends on
+    it: the worker applies every rule to every batch whichever queue it came from."""
+    patient = device.patient
+    overrides = (patient.threshold_overrides if patient else None) or {}
+    scale = patient.spo2_scale if patient else 1
     limits: dict[str, rules.Limit | None] = {}
     for r in found:
         if r.code not in limits:
             limits[r.code] = rules.effective_limit(r.code, overrides)
-        if _beyond(limits[r.code], r.value):
+        limit = limits[r.code]
+        if limit is not None and r.value is not None and limit.breached(r.value):
             return True
-        if _news2_points(r.code, r.value, r.text, r.unit) >= URGENT_NEWS2_POINTS:
+        if _news2_points(r.code, r.value, r.text, r.unit, scale) >= URGENT_NEWS2_POINTS:
             return True
     return False
 
 
-def _beyond(limit: rules.Limit | None, value: float | None) -> bool:
-    if limit is None or value is None:
-        return False
-    return (limit.low is not None and value < limit.low) or (
-        limit.high is not None and value > limit.high
-    )
-
-
 @functools.lru_cache(maxsize=4096)
-def _news2_points(code: str, value: float | None, text: str, unit: str) -> int:
+def _news2_points(
+    code: str, value: float | None, text: str, unit: str, spo2_scale: int
+) -> int:
     """One reading's points on its own NEWS2 row (0 if it has none). Readings
     repeat (heart rates are integers), so a batch of 600 costs a few dozen calls."""
-    name = NEWS2_ARGUMENT.get(code)
+    name = NEWS2_INPUT_OF.get(code)
     if name is None or name == "on_oxygen":  # oxygen is a state, not news
         return 0
     argument = news2_value(name, value, text, unit)
@@ -128,9 +124,10 @@ def _news2_points(code: str, value: float | None, text: str, unit: str) -> int:
     inputs: dict[str, Any] = dict.fromkeys(scoring.ARGUMENTS)
     inputs[name] = argument
     try:
-        return max(scoring.news2(**inputs).subscores.values(), default=0)
+        score = scoring.news2(**inputs, spo2_scale=spo2_scale)
     except (TypeError, ValueError):  # off the chart: worth a look first
         return URGENT_NEWS2_POINTS
+    return max(score.subscores.values(), default=0)
 
 
 OBSERVATION_FIELDS = (

@@ -118,12 +118,18 @@ INTEGRATION_HINT = (
 
 
 def integration_configured() -> bool:
-    return os.environ.get("DATABASE_URL", "").startswith("postgres") and bool(
-        os.environ.get("TEST_REDIS_URL")
-    )
+    return ON_POSTGRES and bool(os.environ.get("TEST_REDIS_URL"))
+
+
+ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgres")
+POSTGRES_HINT = "needs PostgreSQL: make test runs it in its PostgreSQL phase"
 
 
 def pytest_collection_modifyitems(config, items):
+    if not ON_POSTGRES:
+        for item in items:
+            if item.get_closest_marker("postgres"):
+                item.add_marker(pytest.mark.skip(reason=POSTGRES_HINT))
     integration = [item for item in items if "tests/integration/" in item.nodeid]
     for item in integration:
         item.add_marker(pytest.mark.integration)

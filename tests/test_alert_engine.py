@@ -298,12 +298,11 @@ def test_recipients_are_the_care_team_and_the_admins(
     }
 
 
+@pytest.mark.postgres  # SQLite has no row locks: FOR UPDATE is never sent
 def test_findings_inside_a_callers_transaction_take_the_patient_lock_first(subject):
     """A worker's batch and a gateway's upload each apply several outcomes inside
     one transaction: both lock the patient before any alert, so the two cannot
     lock the patient's alerts in opposite orders."""
-    if not connection.features.has_select_for_update:
-        pytest.skip("SQLite has no row locks (one writer); make test runs this on PG")
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         apply(subject, finding("temperature_high"), finding("systolic_bp_high"))
     sql = [q["sql"] for q in queries.captured_queries]

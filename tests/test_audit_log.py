@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.db import DatabaseError, transaction
 
 from security.audit import record_event
 from security.models import AuditEvent
-
-ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgres")
 
 
 def test_reading_a_patient_is_audited_with_who_what_and_where(api, clinician, patient):
@@ -32,11 +28,7 @@ def test_an_audit_row_cannot_be_updated(db, clinician):
     assert AuditEvent.objects.get(pk=event.pk).action == "test.event"
 
 
-@pytest.mark.skipif(
-    not ON_POSTGRES,
-    reason="only PostgreSQL refuses DELETE (SQLite's test flush needs it); "
-    "make test runs this on PostgreSQL",
-)
+@pytest.mark.postgres  # only PostgreSQL refuses DELETE (SQLite's test flush needs it)
 def test_an_audit_row_cannot_be_deleted(db, clinician):
     event = record_event(action="test.event", user=clinician)
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():

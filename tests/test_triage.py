@@ -55,6 +55,17 @@ def test_the_patients_own_thresholds_count(device):
     assert services._urgent(device.device, [reading("8867-4", 80, "/min")])
 
 
+@pytest.mark.django_db
+def test_spo2_is_scored_on_the_patients_own_scale(device, clinician):
+    low_for_most = [reading("2708-6", 91, "%")]  # 3 points on scale 1, above 90
+    assert services._urgent(device.device, low_for_most)
+    patient = device.device.patient
+    patient.spo2_scale = 2  # prescribed 88-92 %: 91 on air is on target
+    patient.spo2_scale_set_by = clinician
+    patient.save()
+    assert not services._urgent(device.device, low_for_most)
+
+
 def test_an_urgent_batch_is_queued_on_the_urgent_queue(monkeypatch, settings):
     from telemetry.tasks import process_batch
 

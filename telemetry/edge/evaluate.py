@@ -15,7 +15,6 @@ from telemetry import contract as c
 from telemetry.scoring import FreshnessWindows, Reading, latest_inputs, news2
 
 # LOINC code → the NEWS2 input it feeds (the server's map, telemetry/contract.py).
-INPUT_OF = {code: name for name, codes in c.NEWS2_CODES.items() for code in codes}
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class Vitals:
 
     def outcomes(self, reading: c.Reading) -> list[rules.Outcome]:
         """Limits for one reading; remembers it for NEWS2."""
-        name = INPUT_OF.get(reading.code)
+        name = c.NEWS2_INPUT_OF.get(reading.code)
         if name is not None:
             value = c.news2_value(name, reading.value, reading.text, reading.unit)
             known = self.latest.get(name)
