@@ -36,6 +36,11 @@ class Batch(models.Model):
     )
     queued_at = models.DateTimeField()
     queue_count = models.PositiveIntegerField(default=1)
+    urgent = models.BooleanField(
+        default=False,
+        help_text="triaged at ingest: a reading worth an alarm; queued ahead of "
+        "the backlog, and again so if the sweep re-queues it",
+    )
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -67,6 +67,8 @@ def record_batch(*, device: Device, batch: BatchIn, fingerprint: str) -> Stored:
 def _insert(device: Device, batch: BatchIn, fingerprint: str) -> tuple[Batch, bool]:
     """The stored batch, and whether it carries a reading worth an alarm."""
     now = timezone.now()
+    found = readings(batch)
+    urgent = _urgent(device, found)
     stored = Batch.objects.create(
         device=device,
         patient_id=device.patient_id,
@@ -78,12 +80,12 @@ def _insert(device: Device, batch: BatchIn, fingerprint: str) -> tuple[Batch, bo
         observation_count=len(batch.observations),
         ecg_count=len(batch.ecg),
         queued_at=now,
+        urgent=urgent,
     )
-    found = readings(batch)
     _insert_observations(device, stored, found)
     EcgSegment.objects.bulk_create(_segment(device, stored, s) for s in batch.ecg)
     _touch_device(device, now, batch.battery_pct)
-    return stored, _urgent(device, found)
+    return stored, urgent
 
 
 # Triage: a reading this many NEWS2 points or more (amber and red on the chart).
@@ -227,14 +229,14 @@ def requeue_stale_batches(
     cutoff = timezone.now() - older_than
     stale = list(
         Batch.objects.filter(state=Batch.State.PENDING, queued_at__lt=cutoff)
-        .order_by("queued_at")
-        .values_list("pk", flat=True)[:limit]
+        .order_by("-urgent", "queued_at")
+        .values_list("pk", "urgent")[:limit]
     )
-    for pk in stale:
+    for pk, urgent in stale:
         claimed = Batch.objects.filter(
             pk=pk, state=Batch.State.PENDING, queued_at__lt=cutoff
         )
         # Claim with a guarded update, so two sweeps never queue one batch twice.
         if claimed.update(queued_at=timezone.now(), queue_count=F("queue_count") + 1):
-            _queue(pk)
+            _queue(pk, urgent=urgent)
     return len(stale)

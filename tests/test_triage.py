@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from telemetry import services
 from telemetry.contract import Reading
+from telemetry.models import Batch
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
@@ -77,3 +80,45 @@ def test_an_urgent_batch_is_queued_on_the_urgent_queue(monkeypatch, settings):
     services._queue(1, urgent=True)
     services._queue(2)
     assert sent == [((1,), {"queue": settings.URGENT_TASK_QUEUE}), ((2,), {})]
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """What went to the task queue; nothing is processed from it."""
+    sent: list[tuple[int, bool]] = []
+    monkeypatch.setattr(
+        services, "_queue", lambda pk, urgent=False: sent.append((pk, urgent))
+    )
+    return sent
+
+
+@pytest.mark.django_db
+def test_the_sweep_requeues_an_urgent_batch_on_the_urgent_queue(client, device, queued):
+    """A fever whose task was lost (a Redis restart, say) must not wait behind the
+    backlog when the sweep finds it: its triage is stored with the batch."""
+    post(client, device, value=37.0)  # a routine batch,
+    post(client, device, value=39.8)  # then an alarming one
+    routine, fever = Batch.objects.order_by("pk")
+    assert (routine.urgent, fever.urgent) == (False, True)
+    Batch.objects.update(queued_at=timezone.now() - timedelta(minutes=2))
+    assert services.requeue_stale_batches() == 2
+    assert queued == [(fever.pk, True), (routine.pk, False)]  # the fever first
+
+
+def post(client, device, *, value: float) -> None:
+    """Upload one temperature, now."""
+    now = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {
+        "batch_id": str(uuid.uuid4()),
+        "sent_at": now,
+        "observations": [
+            {"code": "8310-5", "value": value, "unit": "Cel", "time": now}
+        ],
+    }
+    answer = client.post(
+        "/api/v1/telemetry/batches",
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {device.token}",
+    )
+    assert answer.status_code == 201, answer.content
