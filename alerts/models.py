@@ -95,6 +95,12 @@ class Alert(models.Model):
             ),
             # The patient list and page: "open alerts of these patients".
             models.Index(fields=["patient", "state"], name="alert_patient_state"),
+            # Late data: "the last resolved alert of this subject and kind".
+            models.Index(
+                fields=["subject_key", "kind", "-resolved_at"],
+                name="alert_last_resolved",
+                condition=Q(state="resolved"),
+            ),
         ]
 
     def __str__(self) -> str:

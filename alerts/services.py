@@ -134,6 +134,8 @@ def _on_finding(subject: Subject, finding: Finding) -> Alert | None:
     alert = _open_alert(subject, finding.kind)
     if alert is not None:
         return _repeat(alert, finding)
+    if _belongs_to_an_ended_episode(subject, finding):
+        return None
     condition, _ = Condition.objects.get_or_create(
         subject_key=subject.key, kind=finding.kind, defaults={"since": finding.at}
     )
@@ -144,6 +146,24 @@ def _on_finding(subject: Subject, finding: Finding) -> Alert | None:
         return None
     condition.delete()
     return _raise(subject, finding, since=condition.since)
+
+
+def _belongs_to_an_ended_episode(subject: Subject, finding: Finding) -> bool:
+    """Late data (stored and forwarded, or a batch processed out of order) from
+    an episode that is over: no older than what the last resolved alert of its
+    kind knew, or older than the reading that cleared it. It raises nothing new."""
+    last = (
+        Alert.objects.filter(
+            subject_key=subject.key, kind=finding.kind, state=Alert.State.RESOLVED
+        )
+        .order_by("-resolved_at")
+        .values_list("condition_last_at", "condition_cleared_at")
+        .first()
+    )
+    if last is None:
+        return False
+    last_seen, cleared = last
+    return finding.at <= last_seen or (cleared is not None and finding.at < cleared)
 
 
 def _raise(subject: Subject, finding: Finding, since: datetime) -> Alert:

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from alerts import services
-from alerts.models import Alert, AlertEvent
+from alerts.models import Alert, AlertEvent, Condition
 from alerts.rules import Clear, Finding
 from alerts.services import AlertActionError, Subject
 from patients.models import Device, Role
@@ -149,6 +149,32 @@ def test_after_resolution_a_new_condition_is_a_new_alert(subject):
     )
     assert Alert.objects.count() == 2
     assert Alert.objects.exclude(state="resolved").count() == 1
+
+
+def test_late_data_from_an_ended_episode_raises_nothing_new(subject):
+    # A fever cleared at t+10; a reading from t+5 arrives afterwards (a device's
+    # stored backlog, or a batch processed out of order): that episode is over.
+    t = timezone.now()
+    apply(subject, finding("news2", "medium", t))
+    apply(subject, Clear("news2", t + timedelta(seconds=10)))
+    assert apply(subject, finding("news2", "medium", t + timedelta(seconds=5))) == []
+    assert apply(subject, finding("news2", "medium", t)) == []  # already known
+    assert Alert.objects.count() == 1
+    # Nor does it start the persistence wait of a condition to come.
+    assert not Condition.objects.exists()
+    # Data from after the clearance is a new episode.
+    [again] = apply(subject, finding("news2", "medium", t + timedelta(seconds=11)))
+    assert Alert.objects.count() == 2
+    assert again.state == "active"
+
+
+def test_a_reading_newer_than_a_manual_resolution_knew_raises_again(subject, clinician):
+    # Resolved by hand while the condition went on: the next reading is news.
+    t = timezone.now()
+    [alert] = apply(subject, finding("news2", "medium", t))
+    services.resolve(alert_pk=alert.pk, by=clinician, how="seen at the bedside")
+    [again] = apply(subject, finding("news2", "medium", t + timedelta(seconds=5)))
+    assert again.pk != alert.pk
 
 
 def test_event_numbers_only_increase_and_each_alert_knows_its_last(subject, clinician):
