@@ -126,7 +126,7 @@ class Limit:
     high_priority: Priority = "medium"
 
     def below(self, value: float) -> bool:
-        return value < (self.low or 0)
+        return self.low is not None and value < self.low
 
     def above(self, value: float) -> bool:
         return self.high is not None and value > self.high

@@ -14,8 +14,6 @@ from alerts import rules
 from telemetry import contract as c
 from telemetry.scoring import FreshnessWindows, Reading, latest_inputs, news2
 
-# LOINC code → the NEWS2 input it feeds (the server's map, telemetry/contract.py).
-
 
 @dataclass(frozen=True)
 class WindowResult:
