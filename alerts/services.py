@@ -525,7 +525,9 @@ def device_reported(*, device: Device, at: datetime) -> None:
 
 def detect_stale_devices(*, now: datetime | None = None) -> int:
     """Find overdue devices (an indexed query) and flip each with a guarded update:
-    only the scheduler whose update wins raises the alarm."""
+    only the scheduler whose update wins raises the alarm. The flip and the alarm
+    commit together: a worker killed between them must leave the device overdue,
+    for the next run to find, not marked stale with no alarm ever raised."""
     now = now or timezone.now()
     overdue = Device.objects.filter(
         stale=False,
@@ -533,30 +535,35 @@ def detect_stale_devices(*, now: datetime | None = None) -> int:
         status=Device.Status.ACTIVE,
         patient__isnull=False,
     ).select_related("patient")
-    raised = 0
-    for device in overdue:
-        if Device.objects.filter(pk=device.pk, stale=False, overdue_at__lt=now).update(
-            stale=True
-        ):
-            silent = now - (device.last_seen_at or device.created_at)
-            finding = Finding(
-                "device_stale",
-                "medium",
-                now,
-                f"no data for {int(silent.total_seconds() // 60)} min "
-                f"(expected every {device.expected_interval_s} s)",
-                {
-                    "last_seen_at": device.last_seen_at.isoformat()
-                    if device.last_seen_at
-                    else None,
-                    "expected_interval_s": device.expected_interval_s,
-                    "rule": "expected interval plus grace",
-                    "threshold": device.expected_interval_s
-                    + settings.DEVICE_STALE_GRACE_S,
-                },
-            )
-            apply_outcomes(
-                subject=Subject.of_device(device, device.patient), outcomes=[finding]
-            )
-            raised += 1
-    return raised
+    return sum(_flag_stale(device, now) for device in overdue)
+
+
+def _flag_stale(device: Device, now: datetime) -> bool:
+    with transaction.atomic():
+        # The patient first, then the device: the order processing takes them in.
+        hold_patient(device.patient_id)
+        flipped = Device.objects.filter(
+            pk=device.pk, stale=False, overdue_at__lt=now
+        ).update(stale=True)
+        if not flipped:
+            return False
+        silent = now - (device.last_seen_at or device.created_at)
+        finding = Finding(
+            "device_stale",
+            "medium",
+            now,
+            f"no data for {int(silent.total_seconds() // 60)} min "
+            f"(expected every {device.expected_interval_s} s)",
+            {
+                "last_seen_at": device.last_seen_at.isoformat()
+                if device.last_seen_at
+                else None,
+                "expected_interval_s": device.expected_interval_s,
+                "rule": "expected interval plus grace",
+                "threshold": device.expected_interval_s + settings.DEVICE_STALE_GRACE_S,
+            },
+        )
+        apply_outcomes(
+            subject=Subject.of_device(device, device.patient), outcomes=[finding]
+        )
+    return True

@@ -281,6 +281,26 @@ def test_a_silent_device_raises_one_stale_alert(device):
     )
 
 
+def test_a_scheduler_killed_before_the_alarm_leaves_the_device_to_the_next(
+    device, monkeypatch
+):
+    # The worker dies between marking the device stale and raising its alarm
+    # (SIGKILL, or the database restarting): neither may stay.
+    make_overdue(device.device)
+    raise_alarm = services.apply_outcomes
+
+    def killed(**kwargs):
+        raise ConnectionError("worker killed")
+
+    monkeypatch.setattr(services, "apply_outcomes", killed)
+    with pytest.raises(ConnectionError):
+        services.detect_stale_devices()
+    assert not Device.objects.get(pk=device.device.pk).stale
+    monkeypatch.setattr(services, "apply_outcomes", raise_alarm)
+    assert services.detect_stale_devices() == 1
+    assert Alert.objects.get().kind == "device_stale"
+
+
 def test_a_device_that_reports_again_clears_its_stale_alert(device):
     make_overdue(device.device)
     services.detect_stale_devices()
