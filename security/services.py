@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from alerts.rules import Clear, Finding
@@ -57,18 +58,22 @@ def run_link(link: QkdLink, *, seed: int | None = None) -> QkdRun:
     params = LinkParams(distance_km=link.distance_km, eve_fraction=link.eve_fraction)
     result = run_session(params, link.pulses_per_run, seed)
     eavesdropping = result.aborted and result.qber_estimate > result.config.qber_abort
-    added = 0 if result.aborted else kme.fill_pools(link, result.final_key)
-    run = QkdRun.objects.create(
-        link=link,
-        qber=result.signal.qber,
-        key_rate_per_pulse=result.key_rate_per_pulse,
-        final_key_bits=result.final_key_bits,
-        keys_added=added,
-        aborted=result.aborted,
-        abort_reason=result.abort_reason[:300],
-        report=result.report(),
-    )
-    _update_link_status(link, run, eavesdropping)
+    # The keys, the run that made them, the link's status and its alerts commit
+    # together: a worker killed half-way leaves no keys without their run, and no
+    # compromised link without its alarm.
+    with transaction.atomic():
+        added = 0 if result.aborted else kme.fill_pools(link, result.final_key)
+        run = QkdRun.objects.create(
+            link=link,
+            qber=result.signal.qber,
+            key_rate_per_pulse=result.key_rate_per_pulse,
+            final_key_bits=result.final_key_bits,
+            keys_added=added,
+            aborted=result.aborted,
+            abort_reason=result.abort_reason[:300],
+            report=result.report(),
+        )
+        _update_link_status(link, run, eavesdropping)
     return run
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from alerts.models import Alert
 from security import kme, services
-from security.models import AuditEvent, QkdKey, QkdLink
+from security.models import AuditEvent, QkdKey, QkdLink, QkdRun
 
 
 @pytest.fixture
@@ -52,3 +52,16 @@ def test_the_link_recovers_when_the_eavesdropper_leaves(link):
     alert = Alert.objects.get(kind="qkd_eavesdropping")
     # A high-priority security alert does not latch (only physiological ones do).
     assert alert.state == "resolved"
+
+
+def test_a_worker_killed_before_the_status_leaves_no_keys_behind(link, monkeypatch):
+    # Killed after the pools were filled but before the run and the link's status
+    # were written: none of it may stay, or keys would exist with no run behind them.
+    def killed(*args, **kwargs):
+        raise ConnectionError("worker killed")
+
+    monkeypatch.setattr(services, "_update_link_status", killed)
+    with pytest.raises(ConnectionError):
+        services.run_link(link, seed=7)
+    assert not QkdKey.objects.exists()
+    assert not QkdRun.objects.exists()
