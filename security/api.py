@@ -12,6 +12,7 @@ import binascii
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import authentication, exceptions
@@ -166,21 +167,23 @@ class EncKeysView(KmeView):
 
     def _deliver(self, request: Request, slave_sae_id: str, ask: dict) -> JsonResponse:
         try:
-            keys = kme.enc_keys(
-                master=request.user,
-                slave_sae_id=slave_sae_id,
-                number=ask["number"],
-                size=ask.get("size"),
-                additional_slave_sae_ids=ask.get("additional_slave_SAE_IDs"),
-                extension_mandatory=ask.get("extension_mandatory"),
-            )
+            # Keys leave the pool with their audit row or not at all.
+            with transaction.atomic():
+                keys = kme.enc_keys(
+                    master=request.user,
+                    slave_sae_id=slave_sae_id,
+                    number=ask["number"],
+                    size=ask.get("size"),
+                    additional_slave_sae_ids=ask.get("additional_slave_SAE_IDs"),
+                    extension_mandatory=ask.get("extension_mandatory"),
+                )
+                services.record_key_event(
+                    "qkd.keys_delivered_to_master", request, keys, slave_sae_id
+                )
         except kme.KmeError as error:
             if "exhausted" in error.message:
                 services.pool_exhausted(kme.default_link(), slave_sae_id)
             raise
-        services.record_key_event(
-            "qkd.keys_delivered_to_master", request, keys, slave_sae_id
-        )
         return _keys_response(keys)
 
 
@@ -214,12 +217,13 @@ class DecKeysView(KmeView):
     def _deliver(
         self, request: Request, master_sae_id: str, key_ids: list[str]
     ) -> JsonResponse:
-        keys = kme.dec_keys(
-            slave=request.user, master_sae_id=master_sae_id, key_ids=key_ids
-        )
-        services.record_key_event(
-            "qkd.keys_delivered_to_slave", request, keys, master_sae_id
-        )
+        with transaction.atomic():
+            keys = kme.dec_keys(
+                slave=request.user, master_sae_id=master_sae_id, key_ids=key_ids
+            )
+            services.record_key_event(
+                "qkd.keys_delivered_to_slave", request, keys, master_sae_id
+            )
         return _keys_response(keys)
 
 

@@ -155,13 +155,27 @@ def open_session(
     link = kme.default_link()
     slave = kme.device_sae(device)
     try:
-        [key] = kme.enc_keys(
-            master=kme.server_sae(), slave_sae_id=slave.sae_id, number=1
-        )
+        # The key leaves the pool only with the session that names it (and its
+        # audit row): a process killed in between must not strand it.
+        with transaction.atomic():
+            [key] = kme.enc_keys(
+                master=kme.server_sae(), slave_sae_id=slave.sae_id, number=1
+            )
+            session = _new_session(device, key, kem_secret, kem_ciphertext, request)
     except kme.KmeError as error:
         if "exhausted" in error.message:
             pool_exhausted(link, slave.sae_id)
         raise SessionUnavailable(f"{error.message}; {POLICY}") from error
+    return OpenedSession(session, kem_ciphertext)
+
+
+def _new_session(
+    device: Device,
+    key: kme.DeliveredKey,
+    kem_secret: bytes,
+    kem_ciphertext: bytes,
+    request: Any,
+) -> DeviceSession:
     session_id = uuid.uuid4()
     context = SessionContext(device.serial, key.key_id, str(session_id))
     session_key = derive_session_key(
@@ -171,7 +185,7 @@ def open_session(
         session_id=session_id,
         device=device,
         key_id=key.key_id,
-        hybrid=bool(kem_public_key),
+        hybrid=bool(kem_ciphertext),
         sealed_session_key=seal_at_rest(session_key, f"session:{session_id}"),
         expires_at=timezone.now() + timedelta(seconds=settings.QKD_SESSION_TTL_S),
         max_batches=settings.QKD_SESSION_MAX_BATCHES,
@@ -183,7 +197,7 @@ def open_session(
         request=request,
         details={"key_ID": key.key_id, "hybrid": session.hybrid},
     )
-    return OpenedSession(session, kem_ciphertext)
+    return session
 
 
 def session_answer(opened: OpenedSession) -> dict[str, Any]:
@@ -251,27 +265,32 @@ def _check_session(session: DeviceSession, counter: int) -> None:
 def report_integrity_failure(
     *, device: Device, session_id: uuid.UUID, why: str
 ) -> None:
-    """Record a rejected envelope (after the request's transaction rolled back)."""
-    record_event(
-        action="qkd.envelope_rejected",
-        device=device,
-        outcome="denied",
-        details={"reason": why, "session_id": str(session_id)},
-    )
-    if device.patient_id:
-        apply_outcomes(
-            subject=Subject.of_device(device, device.patient),
-            outcomes=[
-                Finding(
-                    "integrity_failure",
-                    "medium",
-                    timezone.now(),
-                    "a sealed upload failed its integrity check: tampered in transit, "
-                    "or sealed with another key",
-                    {"rule": "AES-GCM authentication tag", "session": str(session_id)},
-                )
-            ],
+    """Record a rejected envelope (after the request's transaction rolled back):
+    the audit row and the alarm commit together."""
+    with transaction.atomic():
+        record_event(
+            action="qkd.envelope_rejected",
+            device=device,
+            outcome="denied",
+            details={"reason": why, "session_id": str(session_id)},
         )
+        if device.patient_id:
+            apply_outcomes(
+                subject=Subject.of_device(device, device.patient),
+                outcomes=[
+                    Finding(
+                        "integrity_failure",
+                        "medium",
+                        timezone.now(),
+                        "a sealed upload failed its integrity check: tampered in "
+                        "transit, or sealed with another key",
+                        {
+                            "rule": "AES-GCM authentication tag",
+                            "session": str(session_id),
+                        },
+                    )
+                ],
+            )
 
 
 def record_key_event(

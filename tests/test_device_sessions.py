@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import mlkem
 from django.utils import timezone
 
 from alerts.models import Alert
-from security import kme
-from security.models import DeviceSession, QkdLink
+from security import kme, services
+from security.models import AuditEvent, DeviceSession, QkdKey, QkdLink
 from security.sealing import SessionContext, derive_session_key, seal
 from telemetry.models import Batch
 from tests.test_telemetry_ingest import batch
@@ -199,3 +199,32 @@ def test_the_session_key_is_stored_encrypted(api, device, pools):
     session = open_session(api, device)
     key = device_key(api, device, session)
     assert key not in bytes(DeviceSession.objects.get().sealed_session_key)
+
+
+def killed(*args, **kwargs):
+    raise ConnectionError("process killed")
+
+
+def test_a_session_that_was_not_recorded_leaves_its_key_in_the_pool(
+    api, device, pools, monkeypatch
+):
+    # Killed after taking the key but before its audit row: the key must not be
+    # stranded as delivered with no session naming it.
+    monkeypatch.setattr(services, "record_event", killed)
+    with pytest.raises(ConnectionError):
+        as_device(api, device).post(SESSIONS, {}, format="json")
+    assert not DeviceSession.objects.exists()
+    assert QkdKey.objects.filter(delivered_to_master_at__isnull=True).count() == 4
+    monkeypatch.undo()
+    assert open_session(api, device)["key_ID"]
+
+
+def test_a_tamper_alarm_commits_with_its_audit_row(api, device, pools, monkeypatch):
+    session = open_session(api, device)
+    key = device_key(api, device, session)
+    sealed = envelope(key, device, session, 1, batch())
+    sealed["ciphertext"] = sealed["ciphertext"][:-4] + "AAAA"
+    monkeypatch.setattr(services, "apply_outcomes", killed)
+    with pytest.raises(ConnectionError):
+        send(api, device, sealed)
+    assert not AuditEvent.objects.filter(action="qkd.envelope_rejected").exists()

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from patients.credentials import issue_token
-from security import kme
+from security import kme, services
 from security.models import QkdKey, QkdLink, Sae
 
 
@@ -192,3 +192,23 @@ def test_only_the_ingest_server_may_take_keys_as_master(
         get(api, f"/api/v1/keys/{slave_id(device)}/status", device.token).status_code
         == 401
     )
+
+
+def test_a_delivery_that_was_not_recorded_keeps_the_key(
+    api, master, filled, device, monkeypatch
+):
+    # Killed after dec_keys removed the key but before its audit row: the key
+    # must still be there for the device's retry, not gone with no record.
+    enc = post(api, f"/api/v1/keys/{slave_id(device)}/enc_keys", master[1], {})
+    ids = [{"key_ID": k["key_ID"]} for k in enc.json()["keys"]]
+    url = f"/api/v1/keys/{master[0].sae_id}/dec_keys"
+
+    def killed(*args, **kwargs):
+        raise ConnectionError("process killed")
+
+    monkeypatch.setattr(services, "record_key_event", killed)
+    with pytest.raises(ConnectionError):
+        post(api, url, device.token, {"key_IDs": ids})
+    monkeypatch.undo()
+    again = post(api, url, device.token, {"key_IDs": ids})
+    assert again.json()["keys"] == enc.json()["keys"]
