@@ -8,6 +8,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -138,16 +139,17 @@ def add_note(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = visible_patient(request, patient_id, "note.created")
     text = request.POST.get("text", "").strip()[:NOTE_MAX_CHARS]
     if text:
-        note = PatientNote.objects.create(
-            patient=patient, author=request.user, text=text
-        )
-        record_event(
-            action="note.created",
-            user=request.user,
-            patient=patient,
-            obj=note,
-            request=request,
-        )
+        with transaction.atomic():  # the note with its audit row
+            note = PatientNote.objects.create(
+                patient=patient, author=request.user, text=text
+            )
+            record_event(
+                action="note.created",
+                user=request.user,
+                patient=patient,
+                obj=note,
+                request=request,
+            )
     return redirect(f"{patient_url(patient)}#notes")
 
 

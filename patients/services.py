@@ -146,6 +146,7 @@ def discharge_patient(
     )
 
 
+@transaction.atomic
 def issue_clinician_token(*, user: User, request: HttpRequest | None = None) -> str:
     token = issue_token(CLINICIAN_PREFIX)
     ClinicianToken.objects.create(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -177,14 +178,17 @@ class PatientEcgRequestList(APIView):
         patient = visible_patient(request, patient_id, "ecg.requested")
         incoming = EcgRequestSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        fetch = request_ecg(patient=patient, by=request.user, **incoming.validated_data)
-        record_event(
-            action="ecg.requested",
-            user=request.user,
-            patient=patient,
-            obj=fetch,
-            request=request,
-        )
+        with transaction.atomic():  # the request with its audit row
+            fetch = request_ecg(
+                patient=patient, by=request.user, **incoming.validated_data
+            )
+            record_event(
+                action="ecg.requested",
+                user=request.user,
+                patient=patient,
+                obj=fetch,
+                request=request,
+            )
         return Response(EcgRequestSerializer(fetch).data, status=201)
 
 
