@@ -109,3 +109,17 @@ def test_an_older_clear_does_not_restart_a_conditions_wait():
     [change] = alarms.apply([later])
     assert change.event == "raised"
     assert change.alarm.since == T0
+
+
+def test_late_data_from_a_cleared_episode_raises_nothing_on_the_box():
+    alarms = LocalAlarms()
+    alarms.apply([Finding("af", "medium", T0, "AF")])
+    alarms.apply([Clear("af", T0 + timedelta(seconds=10))])
+    # A reading from t+5 arrives afterwards (a device's stored backlog).
+    assert (
+        alarms.apply([Finding("af", "medium", T0 + timedelta(seconds=5), "AF")]) == []
+    )
+    assert alarms.active() == []
+    # After the clearance, it is a new episode.
+    [change] = alarms.apply([Finding("af", "medium", T0 + timedelta(seconds=11), "AF")])
+    assert change.event == "raised"

@@ -32,6 +32,8 @@ class LocalAlarms:
     def __init__(self) -> None:
         self._since: dict[str, datetime] = {}
         self._active: dict[str, Alarm] = {}
+        # Per kind, the last cleared alarm's last finding and its clearance.
+        self._ended: dict[str, tuple[datetime, datetime]] = {}
 
     def active(self) -> list[Alarm]:
         rank = {"high": 0, "medium": 1, "low": 2}
@@ -50,6 +52,10 @@ class LocalAlarms:
         return changes
 
     def _found(self, finding: Finding) -> Change | None:
+        if finding.kind not in self._active and self._belongs_to_an_ended_episode(
+            finding
+        ):
+            return None
         since = self._since.setdefault(finding.kind, finding.at)
         held = finding.at - since >= KINDS[finding.kind].delay
         alarm = Alarm(
@@ -69,4 +75,14 @@ class LocalAlarms:
         if alarm is None or clear.at < alarm.last_at:
             return None
         del self._active[clear.kind]
+        self._ended[clear.kind] = (alarm.last_at, clear.at)
         return Change("cleared", alarm)
+
+    def _belongs_to_an_ended_episode(self, finding: Finding) -> bool:
+        """As on the server: late data (a device's stored backlog) from an episode
+        already cleared raises nothing, nor starts a wait."""
+        ended = self._ended.get(finding.kind)
+        if ended is None:
+            return False
+        last_at, cleared_at = ended
+        return finding.at <= last_at or finding.at < cleared_at
