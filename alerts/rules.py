@@ -110,6 +110,16 @@ class Clear:
 Outcome = Finding | Clear
 
 
+def of_an_ended_episode(
+    at: datetime, last_seen: datetime, cleared: datetime | None
+) -> bool:
+    """Whether a finding at ``at`` is late data (a device's stored backlog, or a
+    batch processed out of order) from an episode whose alert is over: no newer
+    than what that alert last saw, or older than the reading that cleared it.
+    The server's engine and the edge box both ignore such a finding."""
+    return at <= last_seen or (cleared is not None and at < cleared)
+
+
 # --- vital-sign thresholds ---
 
 

@@ -24,7 +24,7 @@ from security.audit import record_event
 
 from . import stream
 from .models import Alert, AlertEvent, Condition, Sequence, Snooze
-from .rules import KINDS, PRIORITY_RANK, Clear, Finding, Outcome
+from .rules import KINDS, PRIORITY_RANK, Clear, Finding, Outcome, of_an_ended_episode
 
 TIER_NAMES = ("care team", "charge nurse", "admin")
 
@@ -149,9 +149,7 @@ def _on_finding(subject: Subject, finding: Finding) -> Alert | None:
 
 
 def _belongs_to_an_ended_episode(subject: Subject, finding: Finding) -> bool:
-    """Late data (stored and forwarded, or a batch processed out of order) from
-    an episode that is over: no older than what the last resolved alert of its
-    kind knew, or older than the reading that cleared it. It raises nothing new."""
+    """Late data from the episode of the last resolved alert of its kind."""
     last = (
         Alert.objects.filter(
             subject_key=subject.key, kind=finding.kind, state=Alert.State.RESOLVED
@@ -160,10 +158,7 @@ def _belongs_to_an_ended_episode(subject: Subject, finding: Finding) -> bool:
         .values_list("condition_last_at", "condition_cleared_at")
         .first()
     )
-    if last is None:
-        return False
-    last_seen, cleared = last
-    return finding.at <= last_seen or (cleared is not None and finding.at < cleared)
+    return last is not None and of_an_ended_episode(finding.at, *last)
 
 
 def _raise(subject: Subject, finding: Finding, since: datetime) -> Alert:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from alerts.rules import KINDS, Clear, Finding, Outcome
+from alerts.rules import KINDS, Clear, Finding, Outcome, of_an_ended_episode
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,13 @@ class LocalAlarms:
         return changes
 
     def _found(self, finding: Finding) -> Change | None:
-        if finding.kind not in self._active and self._belongs_to_an_ended_episode(
-            finding
+        ended = self._ended.get(finding.kind)
+        if (
+            finding.kind not in self._active
+            and ended is not None
+            and of_an_ended_episode(finding.at, *ended)
         ):
-            return None
+            return None  # late data from a cleared episode, as on the server
         since = self._since.setdefault(finding.kind, finding.at)
         held = finding.at - since >= KINDS[finding.kind].delay
         alarm = Alarm(
@@ -77,12 +80,3 @@ class LocalAlarms:
         del self._active[clear.kind]
         self._ended[clear.kind] = (alarm.last_at, clear.at)
         return Change("cleared", alarm)
-
-    def _belongs_to_an_ended_episode(self, finding: Finding) -> bool:
-        """As on the server: late data (a device's stored backlog) from an episode
-        already cleared raises nothing, nor starts a wait."""
-        ended = self._ended.get(finding.kind)
-        if ended is None:
-            return False
-        last_at, cleared_at = ended
-        return finding.at <= last_at or finding.at < cleared_at
