@@ -11,7 +11,17 @@ TRANSIENT = (OperationalError, InterfaceError)
 
 
 @shared_task(
-    autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=8
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=8,
+    # A pool child that dies mid-task (the OOM killer, a crash in native code)
+    # would otherwise lose the task until the sweep, a minute or more later: an
+    # alarm held that long. Send it again at once, to the queue it came from;
+    # max_retries bounds a batch that kills every child that takes it (the sweep
+    # still tries it once a minute after that). Tasks are idempotent.
+    retry_on_worker_lost=True,
+    default_retry_delay=0,  # only the worker-lost retry uses it (backoff above)
 )
 def process_batch(batch_pk: int) -> None:
     processing.process_batch(batch_pk)

@@ -227,6 +227,9 @@ def build_stack(workdir: Path, db_name: str) -> Stack:
             f"itest-{port}@%h",
             "--without-gossip",
             "--without-mingle",
+            # Inert unless a test asks (it lets a test kill a child mid-task).
+            "--include",
+            "tests.integration.worker_hooks",
         ],
         env,
         workdir / "worker.log",

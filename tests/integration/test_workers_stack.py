@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
 
+from alerts.models import Alert
 from telemetry.models import Batch, EcgAnalysis, News2Score
-from tests.test_telemetry_ingest import batch, iso, now
+from tests.test_telemetry_ingest import batch, iso, now, obs
 from tests.test_telemetry_processing import full_set, sine_ecg
 
 from .stack import wait_until
@@ -66,3 +70,36 @@ def test_the_worker_keeps_its_database_connections_between_tasks(stack, device):
     )
     time.sleep(1)  # a session is counted when it ends
     assert sessions_ended() - before < 10
+
+
+def test_a_batch_whose_worker_child_dies_is_sent_again_at_once(stack, device):
+    """A pool child killed mid-task (the OOM killer, a crash in native code): the
+    batch is processed by another child within seconds, from the urgent queue it
+    came from, instead of waiting a minute or more for the sweep (not running
+    here, so without the retry the batch would stay pending)."""
+    var = Path(stack.env["RPM_VAR_DIR"])
+    var.mkdir(parents=True, exist_ok=True)
+    (var / "held.pid").unlink(missing_ok=True)
+    (var / "hold-next-batch").touch()
+    fever = batch(ecg=[], observations=[obs("8310-5", 39.8, "Cel")])
+    assert upload(stack, device.token, fever).status_code == 201
+    wait_until(
+        lambda: (var / "held.pid").exists(),
+        30,
+        lambda: "no child took the batch:\n" + stack.worker.log()[-3000:],
+    )
+    stored = Batch.objects.get()
+    assert stored.state == Batch.State.PENDING
+    os.kill(int((var / "held.pid").read_text()), signal.SIGKILL)
+    killed = time.monotonic()
+    wait_until(
+        lambda: Batch.objects.filter(state=Batch.State.PROCESSED).exists(),
+        20,
+        lambda: "not processed after the kill:\n" + stack.worker.log()[-3000:],
+    )
+    assert time.monotonic() - killed < 20
+    assert Alert.objects.filter(kind="temperature_high").count() == 1
+    queue = f"{stack.env['CELERY_QUEUE']}.urgent"
+    deliveries = (var / "deliveries.log").read_text().split("\n")
+    ours = [line.split()[1] for line in deliveries if line.startswith(f"{stored.pk} ")]
+    assert ours == [queue, queue], deliveries
