@@ -1,8 +1,9 @@
 """The Celery application: broker and task settings come from rpm.settings.
 
 Its signals carry a request's ID to the tasks it queues (a message header), time
-every task for the metrics, and keep Celery from replacing the logging that
-rpm.settings configures (JSON lines, with the request ID).
+every task for the metrics, keep Celery from replacing the logging that
+rpm.settings configures (JSON lines, with the request ID), and load the ECG
+analysis in a worker before it forks its pool.
 """
 
 from __future__ import annotations
@@ -98,3 +99,15 @@ def _serve_worker_metrics(**kwargs: Any) -> None:
         serve_worker_metrics(
             settings.WORKER_METRICS_PORT, settings.WORKER_METRICS_ADDRESS
         )
+
+
+@signals.worker_init.connect
+def _preload_ecg_analysis(**kwargs: Any) -> None:
+    """Import the ECG analysis (NeuroKit2, about 2 s) in the worker's main process,
+    before it forks its pool: neither the first ECG after a start nor the first
+    after a child's replacement waits for it. Web processes never import it."""
+    started = time.perf_counter()
+    from telemetry import analysis
+
+    analysis.preload()
+    log.info("ECG analysis loaded in %.1f s", time.perf_counter() - started)

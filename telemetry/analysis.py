@@ -220,6 +220,14 @@ def _front_end(samples: np.ndarray, fs: float) -> _FrontEnd:
     return _FrontEnd(cleaned, r_peaks, windows, lengths, beats, usable, fibrillation)
 
 
+def preload() -> None:
+    """Import NeuroKit2 and SciPy now (about 2 s) instead of at the first analysis.
+
+    Celery workers call it at start-up (rpm/celery.py); web processes never do.
+    """
+    peaks.preload()
+
+
 def af_features(samples: np.ndarray, fs: float) -> dict[str, float] | None:
     """The AF model's inputs for one recording (None when unusable or too short).
 

@@ -82,3 +82,25 @@ def test_a_named_database_turns_debug_off_unless_asked():
     assert result.returncode == 0, result.stderr
     assert "DEBUG = False" in result.stdout
     assert "SESSION_COOKIE_SECURE = True" in result.stdout
+
+
+def test_the_web_application_starts_without_the_ecg_analysis():
+    """NeuroKit2 and SciPy's signal module take about 2 s to import: web processes
+    never load them, workers load them at start-up (rpm/celery.py)."""
+    probe = (
+        "import sys; from rpm.asgi import application; "
+        "print(sorted(m for m in ('neurokit2', 'scipy.signal', 'telemetry.analysis')"
+        " if m in sys.modules))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in SAFE_PRODUCTION}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -25,6 +25,10 @@ def _nk() -> ModuleType:
     return nk
 
 
+def preload() -> None:
+    _nk()
+
+
 def clean(signal: np.ndarray, fs: float) -> np.ndarray:
     """NeuroKit2's default cleaning (0.5 Hz high-pass and mains notch)."""
     return np.asarray(_nk().ecg_clean(signal, sampling_rate=fs), dtype=float)

@@ -176,7 +176,8 @@ def test_the_patient_page_shows_live_vitals_and_sweeps_the_ecg(
     ecg = batch(observations=[], ecg=[ecg_segment(t, bpm=120)])
     assert upload(browser_stack, hughes.patch_token, ecg).status_code == 201
     features = page.locator("#ecg-features")
-    # The worker's first ECG imports NeuroKit2 (2-5 s here): 5 s was too tight.
+    # Generous: the shared CI machine can be slow (the worker loads NeuroKit2 at
+    # start-up since session 8; before, the first ECG waited 2-5 s for it).
     expect(features.locator('dd[data-feature="heart_rate_bpm"]')).to_contain_text(
         re.compile(r"1[12]\d /min"), timeout=20_000
     )

@@ -103,3 +103,11 @@ def test_a_batch_whose_worker_child_dies_is_sent_again_at_once(stack, device):
     deliveries = (var / "deliveries.log").read_text().split("\n")
     ours = [line.split()[1] for line in deliveries if line.startswith(f"{stored.pk} ")]
     assert ours == [queue, queue], deliveries
+
+
+def test_the_worker_loads_the_ecg_analysis_before_it_takes_tasks(stack):
+    """NeuroKit2 takes about 2 s to import: the worker's main process imports it
+    at start-up, before it forks its pool, so no ECG waits for it."""
+    log = stack.worker.log()
+    assert "ECG analysis loaded in" in log, log[-3000:]
+    assert log.index("ECG analysis loaded in") < log.index("ready."), log[-3000:]
