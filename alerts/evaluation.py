@@ -41,12 +41,19 @@ def evaluate_batch(
     on_device = Subject.of_device(device, patient)
     on_patient = Subject.of_patient(patient)
     live = live_kinds(on_device, on_patient)  # one query for both subjects
+    # The caller (telemetry.processing.process_batch) holds the patient.
     apply_outcomes(
-        subject=on_device, outcomes=device_outcomes, live=live[on_device.key]
+        subject=on_device,
+        outcomes=device_outcomes,
+        live=live[on_device.key],
+        patient_held=True,
     )
     if patient.status == Patient.Status.ENROLLED:  # paused: stored, not alarmed
         apply_outcomes(
-            subject=on_patient, outcomes=patient_outcomes, live=live[on_patient.key]
+            subject=on_patient,
+            outcomes=patient_outcomes,
+            live=live[on_patient.key],
+            patient_held=True,
         )
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from patients.models import Device, Patient, User
@@ -72,19 +71,26 @@ def hold_patient(patient_id: int) -> None:
 
 
 def apply_outcomes(
-    *, subject: Subject, outcomes: list[Outcome], live: set[str] | None = None
+    *,
+    subject: Subject,
+    outcomes: list[Outcome],
+    live: set[str] | None = None,
+    patient_held: bool = False,
 ) -> list[Alert]:
     """Apply findings and clearances in data-time order; returns alerts touched.
 
     Most outcomes of a normal reading are clearances of kinds with nothing open
     and nothing pending; one read of the subject's live kinds lets those pass
     without a transaction each. A finding makes its kind live for what follows.
+    ``patient_held``: the caller's transaction already holds the patient
+    (hold_patient), as batch processing and the stale sweep do.
     """
     touched = []
     live = set(live_kinds(subject)[subject.key] if live is None else live)
-    held = False
+    held = patient_held
     for outcome in sorted(outcomes, key=lambda o: o.at):
-        if isinstance(outcome, Clear) and outcome.kind not in live:
+        was_live = outcome.kind in live
+        if isinstance(outcome, Clear) and not was_live:
             continue  # nothing to clear: the same as clearing before it existed
         live.add(outcome.kind)
         if not held and subject.patient_id and connection.in_atomic_block:
@@ -92,9 +98,10 @@ def apply_outcomes(
             # commits: take the patient first, as every evaluator does.
             hold_patient(subject.patient_id)
             held = True
-        with transaction.atomic():
+        # Inside a caller's transaction, no savepoint: an error aborts it all.
+        with transaction.atomic(savepoint=False):
             alert = (
-                _on_finding(subject, outcome)
+                _on_finding(subject, outcome, was_live)
                 if isinstance(outcome, Finding)
                 else _on_clear(subject, outcome)
             )
@@ -130,12 +137,18 @@ def _open_alert(subject: Subject, kind: str) -> Alert | None:
     )
 
 
-def _on_finding(subject: Subject, finding: Finding) -> Alert | None:
+def _on_finding(subject: Subject, finding: Finding, was_live: bool) -> Alert | None:
+    """``was_live``: the kind had an open alert or a pending condition when the
+    subject's live kinds were read."""
     alert = _open_alert(subject, finding.kind)
     if alert is not None:
         return _repeat(alert, finding)
     if _belongs_to_an_ended_episode(subject, finding):
         return None
+    if not was_live and not KINDS[finding.kind].delay:
+        # Nothing to wait for and no condition pending: raise at once, without
+        # a condition row created and deleted in the same breath.
+        return _raise(subject, finding, since=finding.at)
     condition, _ = Condition.objects.get_or_create(
         subject_key=subject.key, kind=finding.kind, defaults={"since": finding.at}
     )
@@ -168,6 +181,7 @@ def _raise(subject: Subject, finding: Finding, since: datetime) -> Alert:
     escalation = _first_escalation(finding.priority, now)
     if escalation and snoozed_until:
         escalation = max(escalation, snoozed_until)
+    seq = next_seq()  # the alert is created with its "raised" event's number
     alert = Alert.objects.create(
         subject_key=subject.key,
         kind=kind.name,
@@ -185,8 +199,9 @@ def _raise(subject: Subject, finding: Finding, since: datetime) -> Alert:
         condition_last_at=finding.at,
         snoozed_until=snoozed_until,
         next_escalation_at=escalation,
+        last_seq=seq,
     )
-    _event(alert, "raised")
+    _event(alert, "raised", seq=seq)
     transaction.on_commit(lambda: _announce(alert))  # only alerts that exist
     return alert
 
@@ -222,11 +237,10 @@ def _repeat(alert: Alert, finding: Finding) -> Alert:
     worse = PRIORITY_RANK[finding.priority] > PRIORITY_RANK[alert.priority]
     alert.message, alert.evidence = finding.message[:500], dict(finding.evidence)
     alert.condition_last_at, alert.condition_cleared_at = finding.at, None
-    alert.occurrences = F("occurrences") + 1
+    alert.occurrences += 1  # the row is locked (_open_alert): no lost update
     if worse:
         _worsen(alert, finding.priority)
     alert.save()
-    alert.refresh_from_db(fields=["occurrences"])
     if worse:
         _event(alert, "worsened")
     return alert
@@ -299,8 +313,18 @@ def _snoozed_until(subject_key: str, kind: str, now: datetime) -> datetime | Non
 
 
 def next_seq() -> int:
-    """The next event number, under a row lock held until the commit."""
-    # The row comes with a migration; get_or_create only for a flushed test database.
+    """The next event number, under a row lock held until the commit (so event
+    numbers commit in order: a client catching up after N misses none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Sequence._meta.db_table} SET value = value + 1 "  # noqa: S608
+            "WHERE name = %s RETURNING value",
+            ["alerts"],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0]
+    # The row comes with a migration; this only for a flushed test database.
     counter, _ = Sequence.objects.select_for_update().get_or_create(name="alerts")
     counter.value += 1
     counter.save(update_fields=["value"])
@@ -308,10 +332,18 @@ def next_seq() -> int:
 
 
 def _event(
-    alert: Alert, kind: str, actor: User | None = None, note: str = ""
+    alert: Alert,
+    kind: str,
+    actor: User | None = None,
+    note: str = "",
+    *,
+    seq: int | None = None,
 ) -> AlertEvent:
-    seq = next_seq()
-    Alert.objects.filter(pk=alert.pk).update(last_seq=seq)
+    """Record and stream an event; ``seq``: its number when the alert was
+    already written with it as ``last_seq`` (a new alert)."""
+    if seq is None:
+        seq = next_seq()
+        Alert.objects.filter(pk=alert.pk).update(last_seq=seq)
     alert.last_seq = seq
     event = AlertEvent.objects.create(
         seq=seq,
@@ -559,6 +591,8 @@ def _flag_stale(device: Device, now: datetime) -> bool:
             },
         )
         apply_outcomes(
-            subject=Subject.of_device(device, device.patient), outcomes=[finding]
+            subject=Subject.of_device(device, device.patient),
+            outcomes=[finding],
+            patient_held=True,
         )
     return True
