@@ -82,6 +82,10 @@ class AlertViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         """Alerts of the caller's patients. Without ``after_seq``: open alerts
         (or those in ``state``), most urgent first."""
+        # Read first: every event up to max_seq has committed before the
+        # alerts are read (numbers commit in order), so a client may take it
+        # as the point it has caught up to.
+        max_seq = AlertEvent.objects.aggregate(m=Max("seq"))["m"] or 0
         alerts = self._filtered(self.get_queryset(), request.query_params)
         after = request.query_params.get("after_seq")
         if after is not None:
@@ -91,7 +95,6 @@ class AlertViewSet(viewsets.GenericViewSet):
         else:
             alerts = _by_urgency(alerts, request.query_params.get("state"))
         page = list(alerts[: MAX_CATCH_UP + 1])
-        max_seq = AlertEvent.objects.aggregate(m=Max("seq"))["m"] or 0
         return Response(
             {
                 "results": [services.snapshot(a) for a in page[:MAX_CATCH_UP]],

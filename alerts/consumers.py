@@ -1,8 +1,9 @@
 """Live streams for clinicians: their alerts, and one patient's measurements.
 
 The socket is never the only record: every alert event is stored first and
-carries its sequence number, so a client that reconnects asks
-``GET /api/v1/alerts/?after_seq=N`` for whatever it missed.
+carries its sequence number, so a client that reconnects, or learns from a
+pong's ``max_seq`` that events were numbered past what it has caught up to,
+asks ``GET /api/v1/alerts/?after_seq=N`` for whatever it missed.
 """
 
 from __future__ import annotations
@@ -61,7 +62,12 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         # Heartbeat: the client pings, we answer, so both notice a dead socket.
         if isinstance(content, dict) and content.get("type") == "ping":
-            await self.send_json({"type": "pong", "id": content.get("id")})
+            pong = {"type": "pong", "id": content.get("id")}
+            await self.send_json({**pong, **await self.pong_news()})
+
+    async def pong_news(self) -> dict[str, Any]:
+        """What a pong tells besides "alive"."""
+        return {}
 
 
 class AlertStreamConsumer(StreamConsumer):
@@ -80,6 +86,13 @@ class AlertStreamConsumer(StreamConsumer):
 
     async def alert_event(self, event: dict[str, Any]) -> None:
         await self.send_json(event["payload"])
+
+    async def pong_news(self) -> dict[str, Any]:
+        # The newest event number: a client that has not caught up to it asks
+        # GET /api/v1/alerts/?after_seq=N. A push the channel layer dropped
+        # (a clinician's channel full under a burst) is then late by one
+        # heartbeat, not missing until the next reconnect.
+        return {"max_seq": await database_sync_to_async(_max_seq)()}
 
 
 class PatientStreamConsumer(StreamConsumer):

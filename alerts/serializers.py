@@ -66,7 +66,12 @@ class CommentSerializer(serializers.Serializer):
 @extend_schema_serializer(many=False)  # the list answer is one object, not an array
 class AlertListSerializer(serializers.Serializer):
     results = AlertSerializer(many=True)
-    max_seq = serializers.IntegerField(help_text="the newest event number")
+    max_seq = serializers.IntegerField(
+        help_text=(
+            "the newest event number, read before the alerts: with more=false, "
+            "the caller has caught up to it"
+        )
+    )
     more = serializers.BooleanField(
         help_text="more changes wait: ask again after the last"
     )

@@ -158,9 +158,15 @@ if REDIS_URL:
             # channels-redis blocks in BZPOPMIN: an idle socket's consumer would die
             # with 1011 every few seconds. A longer read timeout still notices a
             # dead Redis.
+            # A consumer's channel holds at most "capacity" messages: beyond it
+            # channels-redis drops pushes (it logs "channels over capacity").
+            # 100 by default; a burst of alarms filled a clinician's in the alert
+            # bench at 1,000 devices. The alert panel recovers a drop at its next
+            # pong (max_seq, alerts/consumers.py), but a drop should be rare.
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
                 "prefix": os.environ.get("CHANNEL_PREFIX", "rpm"),
+                "capacity": int(os.environ.get("CHANNEL_CAPACITY", "1000")),
             },
         }
     }

@@ -98,3 +98,42 @@ def upload_and_process(device) -> None:
     parsed, _ = parse_batch(json.dumps(batch(ecg=[])).encode())
     record_batch(device=device.device, batch=parsed, fingerprint=fingerprint(parsed))
     process_batch(Batch.objects.get().pk)
+
+
+async def test_a_pong_tells_the_newest_event_number_so_a_dropped_push_is_found(
+    clinician, patient
+):
+    """The channel layer drops pushes to a full channel. The pong's max_seq lets
+    the client see that events were numbered past what it has caught up to, and
+    the catch-up from its watermark returns the alert it never received."""
+    communicator = await connect(clinician)
+    try:
+        hello = await communicator.receive_json_from(timeout=10)
+        await communicator.send_json_to({"type": "ping", "id": 1})
+        assert await communicator.receive_json_from(timeout=10) == {
+            "type": "pong",
+            "id": 1,
+            "max_seq": hello["max_seq"],
+        }
+        await communicator.disconnect()  # as good as a dropped push
+        alert = await raise_alert(patient)
+        communicator = await connect(clinician)
+        await communicator.receive_json_from(timeout=10)  # hello
+        await communicator.send_json_to({"type": "ping", "id": 2})
+        pong = await communicator.receive_json_from(timeout=10)
+        assert pong["max_seq"] == alert.last_seq > hello["max_seq"]
+        caught_up = await database_sync_to_async(catch_up)(clinician, hello["max_seq"])
+        assert [a["id"] for a in caught_up["results"]] == [alert.pk]
+        assert caught_up["max_seq"] == pong["max_seq"]
+    finally:
+        await communicator.disconnect()
+
+
+def catch_up(user, after: int) -> dict:
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(user)
+    response = api.get(f"/api/v1/alerts/?after_seq={after}")
+    assert response.status_code == 200
+    return response.json()

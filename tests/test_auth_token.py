@@ -110,7 +110,7 @@ async def test_the_token_opens_the_alert_websocket(clinician):
         assert (await communicator.receive_json_from(timeout=10))["type"] == "hello"
         await communicator.send_json_to({"type": "ping", "id": 7})
         pong = await communicator.receive_json_from(timeout=10)
-        assert pong == {"type": "pong", "id": 7}
+        assert pong == {"type": "pong", "id": 7, "max_seq": 0}
     finally:
         await communicator.disconnect()
 

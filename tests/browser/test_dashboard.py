@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -155,6 +156,30 @@ def test_an_alert_raised_while_the_connection_is_down_appears_after_catch_up(
     expect(page.locator("#conn-banner")).to_be_hidden(timeout=10_000)
 
 
+def test_an_alert_push_lost_on_the_way_appears_at_the_next_heartbeat(
+    open_page, browser_stack, clinician, device
+):
+    """The server's channel layer drops pushes to a clinician's full channel (seen
+    in the alert bench at 1,000 devices). The socket stays up, so no reconnect
+    catches up: the pong's max_seq does, within one heartbeat (15 s)."""
+    page = open_page()
+    dropper = AlertPushDropper()
+    page.route_web_socket(re.compile(r".*/ws/alerts/$"), dropper.handle)
+    sign_in(page)
+    wait_for_live_alerts(page)
+    body = batch(observations=[obs("8310-5", 40.1, "Cel")], ecg=[])
+    assert upload(browser_stack, device.token, body).status_code == 201
+    wait_until(
+        lambda: Alert.objects.filter(kind="temperature_high").exists(),
+        30,
+        "the worker raised no alert",
+    )
+    expect(alert_card(page, "Temperature high")).to_be_visible(timeout=25_000)
+    raised = Alert.objects.get(kind="temperature_high")
+    assert dropper.dropped_alerts == [raised.pk], "the push was not dropped"
+    expect(page.locator("#conn-banner")).to_be_hidden()
+
+
 def test_the_patient_page_shows_live_vitals_and_sweeps_the_ecg(
     open_page, screenshot, browser_stack, clinician
 ):
@@ -237,6 +262,26 @@ def trace_pixels(page) -> int:
           return n;
         }"""
     )
+
+
+class AlertPushDropper:
+    """Stands between the page and /ws/alerts/: passes everything through but the
+    alert events, which it drops, as a full channel on the server does."""
+
+    def __init__(self) -> None:
+        self.dropped_alerts: list[int] = []
+
+    def handle(self, route) -> None:
+        server = route.connect_to_server()
+
+        def to_page(message) -> None:
+            data = json.loads(message)
+            if data.get("type") == "alert":
+                self.dropped_alerts.append(data["alert"]["id"])
+            else:
+                route.send(message)
+
+        server.on_message(to_page)
 
 
 class AlertSocketSwitch:

@@ -1,5 +1,7 @@
 // The alert panel on every page: open alerts of the clinician's patients, live
-// over /ws/alerts/, caught up over GET /api/v1/alerts/?after_seq=N after any gap.
+// over /ws/alerts/, caught up over GET /api/v1/alerts/?after_seq=N after any gap:
+// a reconnect, or a pong whose max_seq is past what the panel has caught up to
+// (a push the server's channel layer dropped under a burst never arrives).
 
 import { LiveSocket } from "./socket.js";
 import { element, getJSON, refreshAges, request } from "./util.js";
@@ -18,8 +20,13 @@ export class AlertPanel {
     this.polite = root.querySelector("#alert-live-polite");
     this.banner = document.getElementById("conn-banner");
     this.alerts = new Map(); // id → the alert as of its latest event (snapshot)
+    this.seen = new Map(); // id → the newest event number applied (resolved ones too)
     this.cards = new Map(); // id → { key, li }: a card is rebuilt only when it changed
-    this.lastSeq = 0;
+    // Every alert changed up to this event number is known: the watermark of the
+    // last load or catch-up. Pushed events do not move it (one dropped before
+    // them would then be skipped by the next catch-up).
+    this.syncedSeq = 0;
+    this.catchingUp = false;
     this.ready = false; // false while (re)syncing: socket events wait in the queue
     this.queue = [];
     this.patients = {};
@@ -35,6 +42,7 @@ export class AlertPanel {
     this.socket = new LiveSocket(this.body.alertsWs, {
       onMessage: (message) => this.received(message),
       onDown: () => this.down(),
+      onPong: (message) => this.ponged(message),
     });
     this.socket.start();
   }
@@ -87,31 +95,51 @@ export class AlertPanel {
   async loadOpen() {
     const data = await getJSON(this.body.alertsUrl);
     this.alerts.clear();
-    for (const alert of data.results) this.alerts.set(alert.id, alert);
-    this.lastSeq = Math.max(this.lastSeq, data.max_seq);
+    for (const alert of data.results) {
+      this.alerts.set(alert.id, alert);
+      this.seen.set(alert.id, alert.seq);
+    }
+    this.syncedSeq = Math.max(this.syncedSeq, data.max_seq);
     return data.results.length;
   }
 
   async catchUp() {
     let changed = 0;
+    let after = this.syncedSeq;
     for (;;) {
-      const data = await getJSON(`${this.body.alertsUrl}?after_seq=${this.lastSeq}`);
+      const data = await getJSON(`${this.body.alertsUrl}?after_seq=${after}`);
       for (const alert of data.results) {
-        this.apply({ type: "alert", event: "caught-up", seq: alert.seq, alert }, { quiet: false });
-        changed += 1;
+        const news = this.apply({ type: "alert", event: "caught-up", seq: alert.seq, alert }, { quiet: false });
+        if (news) changed += 1;
+        after = Math.max(after, alert.seq);
       }
       if (!data.more) {
-        this.lastSeq = Math.max(this.lastSeq, data.max_seq);
+        this.syncedSeq = Math.max(this.syncedSeq, after, data.max_seq);
         return changed;
       }
     }
   }
 
+  async ponged(message) {
+    // Numbered past our watermark: something changed since the last catch-up,
+    // most likely what the socket already brought; ask, in case it did not.
+    if (!this.ready || this.catchingUp || !(message.max_seq > this.syncedSeq)) return;
+    this.catchingUp = true;
+    try {
+      if (await this.catchUp()) this.render();
+    } catch (error) {
+      console.warn("alert catch-up failed", error);
+    } finally {
+      this.catchingUp = false;
+    }
+  }
+
+  // Returns whether the alert was news (not already known at this event).
   apply(message, { quiet = false } = {}) {
     const alert = message.alert;
-    this.lastSeq = Math.max(this.lastSeq, message.seq);
     const known = this.alerts.get(alert.id);
-    if (known && known.seq >= alert.seq) return;
+    if ((this.seen.get(alert.id) ?? 0) >= alert.seq) return false;
+    this.seen.set(alert.id, alert.seq);
     if (alert.state === "resolved") this.alerts.delete(alert.id);
     else this.alerts.set(alert.id, alert);
     const isNew = !known && alert.state === "active";
@@ -119,6 +147,7 @@ export class AlertPanel {
     if (alert.patient_id && !(alert.patient_id in this.patients)) this.refreshDirectory();
     document.dispatchEvent(new CustomEvent("rpm:alert", { detail: message }));
     if (this.ready) this.render();
+    return true;
   }
 
   async refreshDirectory() {

@@ -5,12 +5,13 @@ const SILENCE_LIMIT_MS = 25000; // no message (not even a pong) for this long: d
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 
 export class LiveSocket {
-  constructor(path, { onMessage, onDown, onOpen }) {
+  constructor(path, { onMessage, onDown, onOpen, onPong }) {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     this.url = `${scheme}//${window.location.host}${path}`;
     this.onMessage = onMessage;
     this.onDown = onDown ?? (() => {});
     this.onOpen = onOpen ?? (() => {});
+    this.onPong = onPong ?? (() => {});
     this.attempt = 0;
     this.pingId = 0;
     this.stopped = false;
@@ -40,7 +41,8 @@ export class LiveSocket {
     ws.addEventListener("message", (event) => {
       this.lastHeard = Date.now();
       const message = JSON.parse(event.data);
-      if (message.type !== "pong") this.onMessage(message);
+      if (message.type === "pong") this.onPong(message);
+      else this.onMessage(message);
     });
     ws.addEventListener("close", (event) => this.closed(ws, event));
   }
