@@ -131,6 +131,18 @@ def test_an_abnormal_upload_raises_a_live_alert_that_a_colleague_sees_acknowledg
     expect(mine.locator("body")).to_have_attribute("data-alarm-sound", "quiet")
 
 
+def raise_a_fever(browser_stack, device) -> Alert:
+    """Upload a fever and wait for the worker to raise its alert."""
+    body = batch(observations=[obs("8310-5", 40.1, "Cel")], ecg=[])
+    assert upload(browser_stack, device.token, body).status_code == 201
+    wait_until(
+        lambda: Alert.objects.filter(kind="temperature_high").exists(),
+        30,
+        "the worker raised no alert",
+    )
+    return Alert.objects.get(kind="temperature_high")
+
+
 def test_an_alert_raised_while_the_connection_is_down_appears_after_catch_up(
     open_page, browser_stack, clinician, device
 ):
@@ -141,13 +153,7 @@ def test_an_alert_raised_while_the_connection_is_down_appears_after_catch_up(
     wait_for_live_alerts(page)
     link.cut()
     expect(page.locator("#conn-banner")).to_contain_text("Connection lost")
-    body = batch(observations=[obs("8310-5", 40.1, "Cel")], ecg=[])
-    assert upload(browser_stack, device.token, body).status_code == 201
-    wait_until(
-        lambda: Alert.objects.filter(kind="temperature_high").exists(),
-        30,
-        "the worker raised no alert",
-    )
+    raise_a_fever(browser_stack, device)
     page.wait_for_timeout(1000)
     expect(alert_card(page, "Temperature high")).to_have_count(0)
     link.restore()
@@ -167,15 +173,8 @@ def test_an_alert_push_lost_on_the_way_appears_at_the_next_heartbeat(
     page.route_web_socket(re.compile(r".*/ws/alerts/$"), dropper.handle)
     sign_in(page)
     wait_for_live_alerts(page)
-    body = batch(observations=[obs("8310-5", 40.1, "Cel")], ecg=[])
-    assert upload(browser_stack, device.token, body).status_code == 201
-    wait_until(
-        lambda: Alert.objects.filter(kind="temperature_high").exists(),
-        30,
-        "the worker raised no alert",
-    )
+    raised = raise_a_fever(browser_stack, device)
     expect(alert_card(page, "Temperature high")).to_be_visible(timeout=25_000)
-    raised = Alert.objects.get(kind="temperature_high")
     assert dropper.dropped_alerts == [raised.pk], "the push was not dropped"
     expect(page.locator("#conn-banner")).to_be_hidden()
 
