@@ -111,7 +111,10 @@ def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "rpm.logs.ContextFilter"}},
+        "filters": {
+            "context": {"()": "rpm.logs.ContextFilter"},
+            "dropped_pushes": {"()": "rpm.metrics.CountDroppedPushes", "level": level},
+        },
         "formatters": {"main": {"()": formatter}},
         "handlers": {
             "console": {
@@ -121,4 +124,9 @@ def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
             }
         },
         "root": {"handlers": ["console"], "level": level},
+        # channels-redis logs a push dropped to a full channel only at INFO:
+        # rpm_live_pushes_dropped_total counts it whatever the level above.
+        "loggers": {
+            "channels_redis.core": {"level": "INFO", "filters": ["dropped_pushes"]}
+        },
     }

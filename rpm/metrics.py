@@ -15,6 +15,7 @@ for the upload path.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 
 from django.http import HttpResponse
@@ -75,6 +76,36 @@ ALERT_DELAY = Histogram(
     ["kind"],
     buckets=ALERT_DELAY_BUCKETS,
 )
+
+PUSHES_DROPPED = Counter(
+    "rpm_live_pushes_dropped",
+    "Live pushes the channel layer dropped because a socket's channel was full "
+    "(CHANNEL_CAPACITY); the alert panel recovers them at its next heartbeat",
+    ["stream"],
+)
+# channels-redis reports such drops only as this log message (channels_redis/core.py).
+OVER_CAPACITY = "%s of %s channels over capacity in group %s"
+
+
+class CountDroppedPushes(logging.Filter):
+    """On the ``channels_redis.core`` logger: counts the pushes its group sends
+    dropped, and lets its records through only from ``level`` up (the logger is
+    kept at INFO so that a drop is counted whatever LOG_LEVEL says)."""
+
+    def __init__(self, level: str = "INFO") -> None:
+        super().__init__()
+        self.level = logging.getLevelName(level)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Once per record: logging set up twice in a process (a Celery worker's
+        # own setup signal) leaves two of these filters on the logger.
+        counted = getattr(record, "rpm_counted", False)
+        if record.msg == OVER_CAPACITY and isinstance(record.args, tuple):
+            if not counted:
+                dropped, _, group = record.args
+                PUSHES_DROPPED.labels(str(group).split(".", 1)[0]).inc(int(dropped))
+            record.rpm_counted = True
+        return record.levelno >= self.level
 
 
 def count_upload(response: HttpResponse) -> None:

@@ -281,3 +281,31 @@ def test_an_edge_upload_counts_its_readings_too(client, device):
     after = scrape(client)
     name, labels = "rpm_readings_ingested_total", {"type": "vital"}
     assert value(after, name, **labels) - value(before, name, **labels) == 2
+
+
+def test_pushes_the_channel_layer_dropped_are_counted_by_stream(client):
+    """channels-redis reports them only as an INFO line; they are counted even
+    where LOG_LEVEL hides that line."""
+    import logging
+
+    from rpm.metrics import OVER_CAPACITY, CountDroppedPushes
+
+    before = scrape(client)
+    logging.getLogger("channels_redis.core").info(OVER_CAPACITY, 2, 3, "staff.7")
+    quiet = CountDroppedPushes("WARNING")
+    record = logging.LogRecord(
+        "channels_redis.core",
+        logging.INFO,
+        "",
+        0,
+        OVER_CAPACITY,
+        (1, 1, "patient.9"),
+        None,
+    )
+    assert quiet.filter(record) is False
+    after = scrape(client)
+    for stream, dropped in (("staff", 2), ("patient", 1)):
+        delta = value(after, "rpm_live_pushes_dropped_total", stream=stream) - value(
+            before, "rpm_live_pushes_dropped_total", stream=stream
+        )
+        assert delta == dropped, stream

@@ -29,3 +29,29 @@ def test_pushes_keep_their_order_on_one_loop_and_one_connection(monkeypatch):
 
     assert async_to_sync(drain)() == list(range(-1, 30))
     assert opened < 3, f"{opened} Redis connections for 30 pushes"
+
+
+def test_a_push_to_a_full_channel_is_dropped_and_counted(monkeypatch):
+    """channels-redis drops a group send to a channel holding ``capacity``
+    messages and only logs it: the drop is counted for the operators, and the
+    alert panel recovers it at its next heartbeat (test_alert_stream.py)."""
+    from channels_redis.core import RedisChannelLayer
+
+    from rpm import metrics
+
+    layer = RedisChannelLayer(
+        hosts=[redis_test_url()], prefix=f"{channel_layer().prefix}-full", capacity=2
+    )
+    monkeypatch.setattr(stream, "get_channel_layer", lambda: layer)
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("staff.78", channel)
+    dropped = metrics.PUSHES_DROPPED.labels("staff")
+    before = dropped._value.get()
+    for n in range(5):
+        stream.send_to_staff([78], {"n": n})
+
+    async def drain() -> list[int]:
+        return [(await layer.receive(channel))["payload"]["n"] for _ in range(2)]
+
+    assert async_to_sync(drain)() == [0, 1]
+    assert dropped._value.get() - before == 3
