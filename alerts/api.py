@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Case, IntegerField, Max, Q, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from patients.models import Patient
 
 from . import services
-from .models import Alert, AlertEvent
+from .models import Alert
 from .rules import KINDS
 from .serializers import (
     AcknowledgeSerializer,
@@ -85,7 +85,7 @@ class AlertViewSet(viewsets.GenericViewSet):
         # Read first: every event up to max_seq has committed before the
         # alerts are read (numbers commit in order), so a client may take it
         # as the point it has caught up to.
-        max_seq = AlertEvent.objects.aggregate(m=Max("seq"))["m"] or 0
+        max_seq = services.newest_seq()
         alerts = self._filtered(self.get_queryset(), request.query_params)
         after = request.query_params.get("after_seq")
         if after is not None:

@@ -78,7 +78,7 @@ class AlertStreamConsumer(StreamConsumer):
         if user is None:
             await self.refuse()
             return
-        max_seq = await database_sync_to_async(_max_seq)()
+        max_seq = await database_sync_to_async(_newest_seq)()
         await self.join(
             staff_group(user.pk),
             {"type": "hello", "user": user.username, "max_seq": max_seq},
@@ -92,7 +92,7 @@ class AlertStreamConsumer(StreamConsumer):
         # GET /api/v1/alerts/?after_seq=N. A push the channel layer dropped
         # (a clinician's channel full under a burst) is then late by one
         # heartbeat, not missing until the next reconnect.
-        return {"max_seq": await database_sync_to_async(_max_seq)()}
+        return {"max_seq": await database_sync_to_async(_newest_seq)()}
 
 
 class PatientStreamConsumer(StreamConsumer):
@@ -112,11 +112,10 @@ class PatientStreamConsumer(StreamConsumer):
         await self.send_json(event["payload"])
 
 
-def _max_seq() -> int:
-    from .models import AlertEvent
+def _newest_seq() -> int:
+    from .services import newest_seq  # the app registry is ready by now
 
-    last = AlertEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
-    return last or 0
+    return newest_seq()
 
 
 def _may_see(user: Any, patient_id: int) -> bool:

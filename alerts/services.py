@@ -331,6 +331,14 @@ def next_seq() -> int:
     return counter.value
 
 
+def newest_seq() -> int:
+    """The newest committed event number (0 before any). Numbers commit in order,
+    so every event up to it is readable: the stream's hello and pongs and the
+    catch-up answer all tell it."""
+    last = AlertEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    return last or 0
+
+
 def _event(
     alert: Alert,
     kind: str,

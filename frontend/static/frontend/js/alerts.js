@@ -126,7 +126,7 @@ export class AlertPanel {
     if (!this.ready || this.catchingUp || !(message.max_seq > this.syncedSeq)) return;
     this.catchingUp = true;
     try {
-      if (await this.catchUp()) this.render();
+      await this.catchUp(); // apply() redraws what changed
     } catch (error) {
       console.warn("alert catch-up failed", error);
     } finally {
