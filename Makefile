@@ -60,6 +60,8 @@ bench: $(STAMP)
 		$(BIN)/python bench/ingest.py
 	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DB)} REDIS_URL=$${REDIS_URL:-$(BENCH_REDIS)} \
 		$(BIN)/python bench/alert_latency.py
+	DATABASE_URL=$${DATABASE_URL:-$(BENCH_DB)} REDIS_URL=$${REDIS_URL:-$(BENCH_REDIS)} \
+		$(BIN)/python bench/batch_cost.py
 
 # Faults at soak size: 100,000 readings through worker kills and restarts of Redis,
 # Daphne and PostgreSQL (throwaway servers of its own), then the exactly-once checks.

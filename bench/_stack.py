@@ -96,6 +96,35 @@ def create_database(env: dict) -> None:
         conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
 
 
+def provision_devices(organisation: str, count: int, **device_options) -> list:
+    """A new organisation with ``count`` patients, each with a hub device assigned;
+    the ProvisionedDevice (device and token) of each. Django must be set up."""
+    from datetime import date
+
+    from patients.models import Device, Organisation, Patient
+    from patients.services import provision_device
+
+    org = Organisation.objects.create(name=organisation)
+    provisioned = []
+    for i in range(count):
+        patient = Patient.objects.create(
+            organisation=org,
+            mrn=f"BENCH-{i}",
+            given_name="Bench",
+            family_name=f"Patient {i}",
+            birth_date=date(1950, 1, 1),
+        )
+        provisioned.append(
+            provision_device(
+                serial=f"BENCH-{i}",
+                kind=Device.Kind.HUB,
+                patient=patient,
+                **device_options,
+            )
+        )
+    return provisioned
+
+
 def truncate_telemetry(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE " + ", ".join(TELEMETRY_TABLES) + " CASCADE")

@@ -46,6 +46,7 @@ from _stack import (  # isort: skip
     machine_busy_s,
     pg_dsn,
     postgres_cpu_s,
+    provision_devices,
     tree_cpu_s,
     truncate_telemetry,
     wait_for,
@@ -400,26 +401,7 @@ def provision(count: int) -> list[str]:
     import django
 
     django.setup()
-    from datetime import date
-
-    from patients.models import Device, Organisation, Patient
-    from patients.services import provision_device
-
-    organisation = Organisation.objects.create(name="Bench hospital")
-    tokens = []
-    for i in range(count):
-        patient = Patient.objects.create(
-            organisation=organisation,
-            mrn=f"BENCH-{i}",
-            given_name="Bench",
-            family_name=f"Patient {i}",
-            birth_date=date(1950, 1, 1),
-        )
-        device = provision_device(
-            serial=f"BENCH-{i}", kind=Device.Kind.HUB, patient=patient
-        )
-        tokens.append(device.token)
-    return tokens
+    return [p.token for p in provision_devices("Bench hospital", count)]
 
 
 @dataclass(frozen=True)
