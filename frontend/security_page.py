@@ -100,6 +100,8 @@ def chart_data(link: QkdLink | None, runs: list[QkdRun]) -> dict[str, Any]:
         "distance": {
             "distance_km": curve.distance_km.tolist(),
             "theory": _positive(curve.theory),
+            # What the link's own protocol (vacuum + one weak decoy) can certify.
+            "vacuum_weak": _positive(curve.vacuum_weak),
             "plob": _positive(curve.plob),
             "theory_max_distance_km": curve.theory_max_distance_km,
         },

@@ -99,6 +99,9 @@ def test_the_data_endpoint_returns_the_run_series_and_the_curves(client, admin):
     assert len(curve["distance_km"]) == len(curve["theory"]) == len(curve["plob"])
     assert curve["theory"][0] > 0
     assert curve["plob"][0] > curve["theory"][0]
+    # The link's own protocol certifies less than infinitely many decoys would.
+    assert len(curve["vacuum_weak"]) == len(curve["theory"])
+    assert 0.8 * curve["theory"][0] < curve["vacuum_weak"][0] < curve["theory"][0]
 
 
 def test_a_clinician_gets_404_for_the_page_and_the_data(client, clinician):

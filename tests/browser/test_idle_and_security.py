@@ -71,3 +71,7 @@ def test_an_admin_sees_the_links_runs_drawn_on_the_security_page(open_page, admi
     expect(page.locator("#qkd-run-charts .uplot")).not_to_have_count(0)
     expect(page.locator("#qkd-distance-chart .uplot")).to_have_count(1)
     expect(page.locator("#qkd-distance-chart canvas")).to_have_count(1)
+    # Both theories are drawn: the one this link's keys are bounded by, too.
+    legend = page.locator("#qkd-distance-chart .u-legend")
+    expect(legend).to_contain_text("theory, infinite decoys")
+    expect(legend).to_contain_text("vacuum + weak decoy (this link)")

@@ -150,7 +150,8 @@ class SecurityCharts {
       width: this.width(this.distanceRoot, true), height: 240,
       series: [
         { value: (u, v) => (v == null ? "–" : `${v.toFixed(0)} km`) },
-        { label: "theory (decoy BB84)", stroke: "#6cc6ff", width: 2, points: { show: false }, value: (u, v) => sci(v) },
+        { label: "theory, infinite decoys", stroke: "#6cc6ff", width: 2, points: { show: false }, value: (u, v) => sci(v) },
+        { label: "theory, vacuum + weak decoy (this link)", stroke: "#ffd166", width: 2, points: { show: false }, value: (u, v) => sci(v) },
         { label: "PLOB bound", stroke: "#c59bff", width: 2, dash: [6, 4], points: { show: false }, value: (u, v) => sci(v) },
       ],
       axes: [{ ...AXIS }, { ...AXIS, size: 64, values: (u, vals) => vals.map((v) => (v == null ? "" : v.toExponential(0))) }],
@@ -158,7 +159,7 @@ class SecurityCharts {
       cursor: { drag: { x: false, y: false } },
       hooks: { draw: [runDots(points)] },
     };
-    return new uPlot(opts, [curve.distance_km, curve.theory, curve.plob], box);
+    return new uPlot(opts, [curve.distance_km, curve.theory, curve.vacuum_weak, curve.plob], box);
   }
 
   width(root, full = false) {
