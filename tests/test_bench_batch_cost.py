@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench import batch_cost
+from telemetry.models import EcgAnalysis
 
 
 @pytest.mark.django_db
@@ -19,8 +20,6 @@ def test_each_kind_of_bench_batch_is_processed_and_only_the_fever_alarms():
     # One fever raised and resolved per patient and round; nothing else alarmed
     # (a device clock behind the server's would have raised a clock-skew alarm).
     batch_cost.check_alerts(2)
-    from telemetry.models import EcgAnalysis
-
     assert EcgAnalysis.objects.filter(rhythm="sinus").count() == 2
 
 
