@@ -105,6 +105,61 @@ def test_a_batch_whose_worker_child_dies_is_sent_again_at_once(stack, device):
     assert ours == [queue, queue], deliveries
 
 
+def test_a_batch_that_kills_every_child_is_tried_nine_times_and_left_to_the_sweep(
+    stack, device, other_device
+):
+    """A batch that crashes whatever child takes it (native code, memory) must not
+    be retried in a hot loop, nor hold up other patients' alarms: the first
+    delivery and max_retries (8) more, then it waits, stored and pending, for
+    the sweep, which processes it once the fault is gone."""
+    var = Path(stack.env["RPM_VAR_DIR"])
+    var.mkdir(parents=True, exist_ok=True)
+    log = var / "deliveries.log"
+    log.touch()
+    seen_before = log.stat().st_size  # the log is the whole session's
+    poison = batch(ecg=[], observations=[obs("8310-5", 39.8, "Cel")])
+    (var / "poison-batch").write_text(poison["batch_id"])
+    try:
+        assert upload(stack, device.token, poison).status_code == 201
+        stored = Batch.objects.get()
+
+        def deliveries() -> int:
+            lines = log.read_text()[seen_before:].split("\n")
+            return sum(line.startswith(f"{stored.pk} ") for line in lines)
+
+        wait_until(
+            lambda: deliveries() >= 9,
+            90,
+            lambda: f"{deliveries()} deliveries:\n" + stack.worker.log()[-3000:],
+        )
+        # Meanwhile another patient's alarm goes through.
+        fever = batch(ecg=[], observations=[obs("8310-5", 39.8, "Cel")])
+        assert upload(stack, other_device.token, fever).status_code == 201
+        wait_until(
+            lambda: Alert.objects.filter(patient=other_device.device.patient).exists(),
+            30,
+            lambda: "no alarm for the other patient:\n" + stack.worker.log()[-3000:],
+        )
+        time.sleep(5)  # long enough for a tenth delivery, had there been one
+        assert deliveries() == 9
+        assert Batch.objects.get(pk=stored.pk).state == Batch.State.PENDING
+    finally:
+        (var / "poison-batch").unlink(missing_ok=True)
+    # The fault mended, the sweep's next run processes it.
+    Batch.objects.filter(pk=stored.pk).update(
+        queued_at=stored.queued_at - timedelta(minutes=5)
+    )
+    from telemetry.tasks import sweep_unprocessed_batches
+
+    stack.run_task(sweep_unprocessed_batches)
+    wait_until(
+        lambda: Batch.objects.get(pk=stored.pk).state == Batch.State.PROCESSED,
+        30,
+        lambda: "the swept batch was not processed:\n" + stack.worker.log()[-3000:],
+    )
+    assert Alert.objects.filter(patient=device.device.patient).count() == 1
+
+
 def test_the_worker_loads_the_ecg_analysis_before_it_takes_tasks(stack):
     """NeuroKit2 takes about 2 s to import: the worker's main process imports it
     at start-up, before it forks its pool, so no ECG waits for it."""
