@@ -151,7 +151,7 @@ class SecurityCharts {
       series: [
         { value: (u, v) => (v == null ? "–" : `${v.toFixed(0)} km`) },
         { label: "theory, infinite decoys", stroke: "#6cc6ff", width: 2, points: { show: false }, value: (u, v) => sci(v) },
-        { label: "theory, vacuum + weak decoy (this link)", stroke: "#ffd166", width: 2, points: { show: false }, value: (u, v) => sci(v) },
+        { label: "theory, vacuum + weak decoy (this link)", stroke: "#5fd38d", width: 2, points: { show: false }, value: (u, v) => sci(v) },
         { label: "PLOB bound", stroke: "#c59bff", width: 2, dash: [6, 4], points: { show: false }, value: (u, v) => sci(v) },
       ],
       axes: [{ ...AXIS }, { ...AXIS, size: 64, values: (u, vals) => vals.map((v) => (v == null ? "" : v.toExponential(0))) }],
