@@ -27,10 +27,6 @@ def patient_group(patient_id: int) -> str:
     return f"patient.{patient_id}"
 
 
-def stream_of(group: str) -> str:
-    return group.split(".", 1)[0]  # "staff" or "patient": never the id
-
-
 def _staff(scope: dict) -> Any:
     user = scope.get("user")
     if user is None or not user.is_authenticated or user.organisation_id is None:
@@ -51,12 +47,12 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.group = group
         await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        metrics.websocket_opened(stream_of(group))
+        metrics.websocket_opened(group)
         await self.send_json(hello)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
-            metrics.websocket_closed(stream_of(self.group))
+            metrics.websocket_closed(self.group)
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
@@ -113,7 +109,8 @@ class PatientStreamConsumer(StreamConsumer):
 
 
 def _newest_seq() -> int:
-    from .services import newest_seq  # the app registry is ready by now
+    # Imported here: alerts.services imports this module (through alerts.stream).
+    from .services import newest_seq
 
     return newest_seq()
 

@@ -125,6 +125,18 @@ def provision_devices(organisation: str, count: int, **device_options) -> list:
     return provisioned
 
 
+def bench_admin(organisation: str):
+    """An admin of the organisation provision_devices made: their alert stream
+    (and its pushes) covers every bench patient."""
+    from patients.models import Organisation, Role, User
+
+    return User.objects.create(
+        username="bench-admin",
+        organisation=Organisation.objects.get(name=organisation),
+        role=Role.ADMIN,
+    )
+
+
 def truncate_telemetry(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE " + ", ".join(TELEMETRY_TABLES) + " CASCADE")

@@ -34,7 +34,13 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._stack import build_servers, create_database, tree_cpu_s  # noqa: E402
+from bench._stack import (  # noqa: E402
+    bench_admin,
+    build_servers,
+    create_database,
+    provision_devices,
+    tree_cpu_s,
+)
 
 FEVER = 39.8
 
@@ -85,33 +91,11 @@ def provision(devices: int, env: dict) -> tuple[str, list[tuple[int, str]]]:
     import django
 
     django.setup()
-    from datetime import date
+    from patients.services import issue_clinician_token
 
-    from patients.models import Organisation, Patient, Role, User
-    from patients.services import issue_clinician_token, provision_device
-
-    org, _ = Organisation.objects.get_or_create(name="Bench")
-    admin, _ = User.objects.get_or_create(
-        username="bench-admin", defaults={"organisation": org, "role": Role.ADMIN}
-    )
-    pairs = []
-    for n in range(devices):
-        patient, _ = Patient.objects.get_or_create(
-            organisation=org,
-            mrn=f"B-{n:05d}",
-            defaults={
-                "given_name": "Bench",
-                "family_name": f"P{n}",
-                "birth_date": date(1950, 1, 1),
-            },
-        )
-        token = provision_device(
-            serial=f"BENCH-{n:05d}",
-            kind="hub",
-            patient=patient,
-            expected_interval_s=3600,
-        ).token
-        pairs.append((patient.pk, token))
+    provisioned = provision_devices("Bench", devices, expected_interval_s=3600)
+    admin = bench_admin("Bench")
+    pairs = [(p.device.patient_id, p.token) for p in provisioned]
     return issue_clinician_token(user=admin), pairs
 
 

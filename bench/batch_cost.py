@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._stack import (  # noqa: E402
+    bench_admin,
     bench_env,
     create_database,
     postgres_cpu_s,
@@ -62,15 +63,8 @@ def setup_django(workdir: Path) -> None:
 
 
 def provision(patients: int) -> list:
-    from patients.models import Organisation, Role, User
-
     provisioned = provision_devices("Batch cost", patients, expected_interval_s=3600)
-    # A clinician's stream group exists: raising and resolving push to it.
-    User.objects.create(
-        username="bench-admin",
-        organisation=Organisation.objects.get(name="Batch cost"),
-        role=Role.ADMIN,
-    )
+    bench_admin("Batch cost")  # raising and resolving push to a clinician's stream
     return [p.device for p in provisioned]
 
 

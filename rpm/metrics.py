@@ -103,7 +103,7 @@ class CountDroppedPushes(logging.Filter):
         if record.msg == OVER_CAPACITY and isinstance(record.args, tuple):
             if not counted:
                 dropped, _, group = record.args
-                PUSHES_DROPPED.labels(str(group).split(".", 1)[0]).inc(int(dropped))
+                PUSHES_DROPPED.labels(stream_of(str(group))).inc(int(dropped))
             record.rpm_counted = True
         return record.levelno >= self.level
 
@@ -141,12 +141,18 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     REQUEST_LATENCY.labels(route, method, f"{status // 100}xx").observe(seconds)
 
 
-def websocket_opened(stream: str) -> None:
-    WEBSOCKETS.labels(stream).inc()
+def stream_of(group: str) -> str:
+    """The metrics label of a live stream's channel group ("staff.7" → "staff"):
+    the stream, never the id."""
+    return group.split(".", 1)[0]
 
 
-def websocket_closed(stream: str) -> None:
-    WEBSOCKETS.labels(stream).dec()
+def websocket_opened(group: str) -> None:
+    WEBSOCKETS.labels(stream_of(group)).inc()
+
+
+def websocket_closed(group: str) -> None:
+    WEBSOCKETS.labels(stream_of(group)).dec()
 
 
 def task_started(task: str, waited_s: float | None) -> None:
