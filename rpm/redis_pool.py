@@ -1,4 +1,4 @@
-"""One Redis connection pool per process for Django's cache.
+"""One Redis connection pool, and one client on it, per process for Django's cache.
 
 Django keeps a cache object per thread, and each RedisCache object builds its own
 connection pool. Under ASGI every request runs its synchronous part on a new
@@ -6,6 +6,13 @@ thread, so the per-device throttle opened a new Redis connection (TCP connect an
 handshake) for every upload: 10 % of a Daphne process's samples in a profile at
 40 uploads/s. redis-py pools are thread-safe (and reset themselves in a forked
 child), so one pool per URL and options serves every thread.
+
+Django's cache client also builds a new ``redis.Redis`` for every operation, and
+the constructor fills a table of some 170 response callbacks: three of them per
+upload (the throttle's reads and writes) were the largest item in a CPU profile of
+a four-vital upload, about a tenth of its time. A ``redis.Redis`` holds no
+connection of its own (it borrows one from the pool per command), so one per pool
+serves every thread too.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import threading
 from typing import Any
 
 import redis
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 
 class SharedConnectionPool(redis.ConnectionPool):
@@ -28,3 +36,27 @@ class SharedConnectionPool(redis.ConnectionPool):
             if pool is None:
                 pool = cls._pools[key] = super().from_url(url, **kwargs)
             return pool
+
+
+class SharedClientRedisCacheClient(RedisCacheClient):
+    """Django's client, handing out one ``redis.Redis`` per connection pool."""
+
+    # Keyed by id(pool): the pools live as long as the process (SharedConnectionPool).
+    _clients: dict[int, redis.Redis] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> redis.Redis:
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None:
+            client = self._clients.setdefault(
+                id(pool), self._client(connection_pool=pool)
+            )
+        return client
+
+
+class SharedRedisCache(RedisCache):
+    """Django's RedisCache on SharedClientRedisCacheClient."""
+
+    def __init__(self, server: str, params: dict[str, Any]):
+        super().__init__(server, params)
+        self._class = SharedClientRedisCacheClient

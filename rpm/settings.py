@@ -144,10 +144,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # One pool and one client per process, not per thread (= per ASGI
+            # request) or per operation: rpm/redis_pool.py.
+            "BACKEND": "rpm.redis_pool.SharedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "rpm",
-            # One pool per process, not per thread (= per ASGI request).
             "OPTIONS": {"pool_class": "rpm.redis_pool.SharedConnectionPool"},
         }
     }
