@@ -3,11 +3,15 @@ what a clinician may see, and what the patient list and page say."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from django.conf import settings
+from django.contrib.staticfiles import finders
 from django.urls import reverse
 from django.utils import timezone
 
@@ -73,6 +77,18 @@ def test_the_sign_in_page_is_served_to_anyone(client):
     response = client.get(reverse("login"))
     assert response.status_code == 200
     assert b'name="csrfmiddlewaretoken"' in response.content
+
+
+def test_every_page_names_its_icon_from_our_static_files(client):
+    """A tab among many on a monitoring shift is found by its icon (and the
+    browser's own /favicon.ico guess no longer ends in a 404)."""
+    html = client.get(reverse("login")).content.decode()
+    [href] = re.findall(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', html)
+    relative = href.removeprefix("/" + settings.STATIC_URL.strip("/") + "/")
+    assert relative == "frontend/icon.svg", href
+    found = finders.find(relative)
+    assert found
+    assert Path(found).read_text().startswith("<svg")
 
 
 def test_the_patient_list_sends_a_stranger_to_sign_in(client):
