@@ -525,6 +525,22 @@ def test_api8_answers_carry_the_security_headers(client, world, request):
     assert response["X-Frame-Options"] == "DENY"
     assert response["Referrer-Policy"] == "same-origin"
     assert "Access-Control-Allow-Origin" not in response
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+
+
+def test_api8_pages_may_run_only_scripts_from_their_own_origin(client, clinician):
+    """The Content-Security-Policy: an injected <script> or onclick= would not run."""
+    client.force_login(clinician)
+    response = client.get("/")
+    assert response.status_code == 200
+    policy = dict(
+        part.split(" ", 1) for part in response["Content-Security-Policy"].split("; ")
+    )
+    assert policy["script-src"] == "'self'"
+    assert policy["default-src"] == "'self'"
+    assert policy["object-src"] == policy["base-uri"] == "'none'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert "unsafe-eval" not in response["Content-Security-Policy"]
 
 
 @override_settings(DEBUG=False)

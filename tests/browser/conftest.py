@@ -85,8 +85,18 @@ def browser(browser_stack) -> Iterator:
 
 @pytest.fixture
 def open_page(browser, browser_stack: Stack) -> Iterator[Callable]:
-    """A fresh browser (its own cookies) per call: two calls are two clinicians."""
+    """A fresh browser (its own cookies) per call: two calls are two clinicians.
+
+    Every page is watched for Content-Security-Policy violations (Chromium reports
+    each on the console): a test whose pages were refused a script, a style or a
+    connection fails, whatever it asserted itself.
+    """
     contexts = []
+    refused: list[str] = []
+
+    def watch(message) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(message.text)
 
     def make(viewport: dict[str, int] = LAPTOP):
         context = browser.new_context(
@@ -96,12 +106,15 @@ def open_page(browser, browser_stack: Stack) -> Iterator[Callable]:
             color_scheme="dark",
         )
         context.set_default_timeout(20_000)
+        context.on("console", watch)
         contexts.append(context)
         return context.new_page()
 
     yield make
     for context in contexts:
         context.close()
+    if refused:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(refused))
 
 
 @pytest.fixture

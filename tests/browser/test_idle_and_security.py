@@ -1,6 +1,7 @@
 """In headless Chromium on the real stack: the inactivity warning and sign-out
-(with Playwright's fake clock, so fifteen minutes pass at once), and the admins'
-security page drawing a real QKD run."""
+(with Playwright's fake clock, so fifteen minutes pass at once), the admins'
+security page drawing a real QKD run, and the Content-Security-Policy enforced
+while the admin console and the API docs still work under it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from security.models import QkdLink
 from security.services import run_link
 from tests.conftest import PASSWORD
 
+from .conftest import LAPTOP
 from .test_dashboard import sign_in, wait_for_live_alerts
 
 pytestmark = [
@@ -75,3 +77,45 @@ def test_an_admin_sees_the_links_runs_drawn_on_the_security_page(open_page, admi
     legend = page.locator("#qkd-distance-chart .u-legend")
     expect(legend).to_contain_text("theory, infinite decoys")
     expect(legend).to_contain_text("vacuum + weak decoy (this link)")
+
+
+def test_the_admin_console_and_the_api_docs_run_under_the_policy(
+    open_page, admin, patient
+):
+    """open_page fails the test on any Content-Security-Policy violation."""
+    page = open_page()
+    page.goto("/admin/login/")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto("/admin/patients/patient/")
+    page.get_by_role("link", name=patient.mrn).click()  # a form with inlines
+    expect(page.get_by_role("heading", name="Change patient")).to_be_visible()
+    page.goto("/api/docs/")  # Swagger UI, started by a script file, not inline
+    expect(page.locator(".opblock").first).to_be_visible()
+    expect(page.get_by_text("/api/v1/telemetry/batches").first).to_be_visible()
+
+
+def test_an_injected_inline_script_is_refused_and_reported(browser, browser_stack):
+    """What the policy is for, and what open_page's watch relies on: Chromium
+    refuses inline script and says so on the console."""
+    context = browser.new_context(
+        base_url=browser_stack.base_url, ignore_https_errors=True, viewport=LAPTOP
+    )
+    try:
+        page = context.new_page()
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
+        page.goto("/login/")
+        page.evaluate(
+            """() => {
+                const script = document.createElement("script");
+                script.textContent = "window.injected = true";
+                document.body.append(script);
+            }"""
+        )
+        page.wait_for_timeout(200)
+        assert page.evaluate("() => window.injected") is None
+        assert any("Content Security Policy" in text for text in console), console
+    finally:
+        context.close()

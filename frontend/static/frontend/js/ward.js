@@ -10,6 +10,10 @@ const rows = document.getElementById("ward-rows");
 const search = document.getElementById("ward-search");
 const filter = document.getElementById("ward-filter");
 const summary = document.getElementById("ward-summary");
+// Enter in the search box filters; it never submits (and reloads) the page.
+document.getElementById("ward-filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+});
 
 const FILTERS = {
   all: () => true,
