@@ -8,11 +8,11 @@ handshake) for every upload: 10 % of a Daphne process's samples in a profile at
 child), so one pool per URL and options serves every thread.
 
 Django's cache client also builds a new ``redis.Redis`` for every operation, and
-the constructor fills a table of some 170 response callbacks: three of them per
-upload (the throttle's reads and writes) were the largest item in a CPU profile of
-a four-vital upload, about a tenth of its time. A ``redis.Redis`` holds no
+the constructor fills a table of some 170 response callbacks (0.06-0.1 ms of CPU,
+more than a GET round trip): three per upload for the throttle, the largest single
+item in a CPU profile of a four-vital upload. A ``redis.Redis`` holds no
 connection of its own (it borrows one from the pool per command), so one per pool
-serves every thread too.
+serves every thread too; the throttle's get and set went from 0.58 to 0.30 ms.
 """
 
 from __future__ import annotations

@@ -79,9 +79,10 @@ def test_the_sign_in_page_is_served_to_anyone(client):
     assert b'name="csrfmiddlewaretoken"' in response.content
 
 
-def test_every_page_names_its_icon_from_our_static_files(client):
+def test_the_pages_name_an_icon_from_our_static_files(client):
     """A tab among many on a monitoring shift is found by its icon (and the
-    browser's own /favicon.ico guess no longer ends in a 404)."""
+    browser's own /favicon.ico guess no longer ends in a 404). Every page extends
+    the base template the sign-in page shows here."""
     html = client.get(reverse("login")).content.decode()
     [href] = re.findall(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', html)
     relative = href.removeprefix("/" + settings.STATIC_URL.strip("/") + "/")
