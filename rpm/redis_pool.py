@@ -41,22 +41,24 @@ class SharedConnectionPool(redis.ConnectionPool):
 class SharedClientRedisCacheClient(RedisCacheClient):
     """Django's client, handing out one ``redis.Redis`` per connection pool."""
 
-    # Keyed by id(pool): the pools live as long as the process (SharedConnectionPool).
-    _clients: dict[int, redis.Redis] = {}
+    # The pools are SharedConnectionPool's (SharedRedisCache sees to it): one per
+    # URL and options for the life of the process, so this holds one client each.
+    _clients: dict[redis.ConnectionPool, redis.Redis] = {}
 
     def get_client(self, key: Any = None, *, write: bool = False) -> redis.Redis:
         pool = self._get_connection_pool(write)
-        client = self._clients.get(id(pool))
+        client = self._clients.get(pool)
         if client is None:
-            client = self._clients.setdefault(
-                id(pool), self._client(connection_pool=pool)
-            )
+            client = self._clients.setdefault(pool, self._client(connection_pool=pool))
         return client
 
 
 class SharedRedisCache(RedisCache):
-    """Django's RedisCache on SharedClientRedisCacheClient."""
+    """Django's RedisCache with one pool and one client per process: the backend
+    sets its own pool class, so that settings cannot pair the shared clients with
+    a pool per cache object (which would keep a client and pool per thread)."""
 
     def __init__(self, server: str, params: dict[str, Any]):
-        super().__init__(server, params)
+        options = {**params.get("OPTIONS", {}), "pool_class": SharedConnectionPool}
+        super().__init__(server, {**params, "OPTIONS": options})
         self._class = SharedClientRedisCacheClient

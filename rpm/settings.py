@@ -152,7 +152,6 @@ if REDIS_URL:
             "BACKEND": "rpm.redis_pool.SharedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "rpm",
-            "OPTIONS": {"pool_class": "rpm.redis_pool.SharedConnectionPool"},
         }
     }
     CHANNEL_LAYERS = {
