@@ -160,3 +160,62 @@ def test_modified_hash_rejects_a_seed_of_the_plain_length():
 def test_modified_hash_refuses_to_output_as_many_bits_as_it_reads():
     with pytest.raises(ValueError, match="out_bits < n"):
         modified_toeplitz_hash(np.ones(10, np.uint8), np.ones(9, np.uint8), 10)
+
+
+@pytest.mark.parametrize("n", [1 << 12, 1 << 16, 1 << 20])
+def test_single_and_double_precision_give_the_same_hash(monkeypatch, n):
+    rng = np.random.default_rng(n)
+    m = n // 4
+    bits = rng.integers(0, 2, n, dtype=np.uint8)
+    seed = rng.integers(0, 2, n - 1, dtype=np.uint8)
+    vector = bits[m:]
+    rows, cols = privacy._grid_shape(seed.size)
+    cells = privacy._cells(vector.size - 1, m, rows, cols)
+    single = privacy._single_precision_parity(seed, vector, rows, cols, 1, cells)
+    assert single is not None  # a random seed passes the float32 checks
+    monkeypatch.setattr(privacy, "SINGLE_PRECISION_UP_TO", 0)
+    double = privacy._toeplitz_parity(seed, vector, m)
+    assert np.array_equal(single, double)
+
+
+def test_an_all_zero_seed_fails_the_float32_checks_and_still_hashes_exactly():
+    # T = 0, so the hash is the head of the key; at 2^21 bits the +-1 seed's
+    # spectrum is one spike and float32 misses whole numbers by up to 1/4.
+    n, m = 1 << 21, 1 << 19
+    bits = np.random.default_rng(22).integers(0, 2, n, dtype=np.uint8)
+    seed = np.zeros(n - 1, np.uint8)
+    rows, cols = privacy._grid_shape(seed.size)
+    cells = privacy._cells(n - m - 1, m, rows, cols)
+    assert (
+        privacy._single_precision_parity(seed, bits[m:], rows, cols, 1, cells) is None
+    )
+    assert np.array_equal(modified_toeplitz_hash(bits, seed, m), bits[:m])
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        0.25,  # off whole numbers: the residual check
+        1.0,  # whole, but an odd count: the parity condition
+        2.0,  # whole and even, every output alike: the exact recount
+    ],
+)
+def test_a_float32_result_that_is_off_is_refused_and_recomputed(monkeypatch, error):
+    n, m = 3001, 1499
+    rng = np.random.default_rng(23)
+    bits = rng.integers(0, 2, n, dtype=np.uint8)
+    seed = rng.integers(0, 2, n - 1, dtype=np.uint8)
+    convolve = privacy._convolve
+    seen = []
+
+    def off_in_single_precision(*args):
+        sums = convolve(*args)
+        seen.append(sums.dtype)
+        return sums + error if sums.dtype == np.float32 else sums
+
+    monkeypatch.setattr(privacy, "_convolve", off_in_single_precision)
+    assert np.array_equal(
+        modified_toeplitz_hash(bits, seed, m),
+        modified_toeplitz_hash_naive(bits, seed, m),
+    )
+    assert seen == [np.float32, np.float64]  # tried, refused, recomputed
