@@ -445,3 +445,22 @@ def test_a_time_zone_offset_no_place_uses_is_refused(client, device):
     response = post(client, body, device.token)
     assert response.status_code == 400
     assert "offset" in errors(response)["sent_at"]
+
+
+@pytest.mark.parametrize(
+    ("table", "composite"),
+    [
+        ("telemetry_observation", "obs_patient_code_time"),
+        ("telemetry_ecgsegment", "ecg_patient_start"),
+    ],
+)
+def test_lookups_by_patient_have_one_index_not_two(db, table, composite):
+    # The composite leads with the patient; a second index on patient_id alone
+    # would only cost every stored row another insert.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, table)
+    indexes = {name: info["columns"] for name, info in found.items() if info["index"]}
+    assert indexes[composite][0] == "patient_id"
+    assert ["patient_id"] not in indexes.values()
