@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Max
 
 from patients.models import Patient
-from telemetry.models import Batch, EcgAnalysis, News2Score, Observation
+from telemetry.models import Batch, EcgAnalysis, News2Score, ReadingRow
 
 from . import edge, rules
 from .services import Subject, apply_outcomes, device_reported, live_kinds
@@ -15,7 +15,7 @@ def evaluate_batch(
     batch: Batch,
     scores: list[News2Score],
     analyses: list[EcgAnalysis],
-    observations: list[Observation],
+    observations: list[ReadingRow],
 ) -> None:
     """``observations`` are the batch's, in time order."""
     device, patient = batch.device, batch.patient
@@ -58,7 +58,7 @@ def evaluate_batch(
 
 
 def _threshold_outcomes(
-    observations: list[Observation], patient: Patient
+    observations: list[ReadingRow], patient: Patient
 ) -> list[rules.Outcome]:
     overrides = patient.threshold_overrides or {}
     outcomes: list[rules.Outcome] = []

@@ -20,7 +20,14 @@ from alerts.stream import send_to_patient_watchers
 from patients.models import Device, Patient
 
 from . import contract as c
-from .models import Batch, EcgAnalysis, EcgSegment, News2Score, Observation
+from .models import (
+    Batch,
+    EcgAnalysis,
+    EcgSegment,
+    News2Score,
+    Observation,
+    ReadingRow,
+)
 from .scoring import FreshnessWindows, Reading, latest_inputs, news2
 
 log = logging.getLogger(__name__)
@@ -45,7 +52,7 @@ def process_batch(batch_pk: int) -> bool:
         analyses = list(
             EcgAnalysis.objects.filter(segment__batch=batch).order_by("start")
         )
-    observations = list(Observation.objects.filter(batch=batch).order_by("time"))
+    observations = ReadingRow.of_batch(batch)
     # Scores, alert outcomes and the PROCESSED mark commit together: a worker
     # that dies between them leaves none, so the sweep's rerun cannot announce
     # an alarm twice, nor raise again one that a later batch has since cleared.
@@ -97,9 +104,7 @@ def analyse_segment(segment_pk: int) -> EcgAnalysis | None:
     return analysis
 
 
-def rescore_for_batch(
-    batch: Batch, observations: list[Observation]
-) -> list[News2Score]:
+def rescore_for_batch(batch: Batch, observations: list[ReadingRow]) -> list[News2Score]:
     """Score the patient as of the batch's newest vital sign, and re-score the
     scores its (possibly late) readings could have changed."""
     times = [obs.time for obs in observations if obs.code in c.SCORED_CODES]
@@ -217,7 +222,7 @@ def _store(
 
 def publish_patient_update(
     batch: Batch,
-    observations: list[Observation],
+    observations: list[ReadingRow],
     scores: list[News2Score],
     analyses: list[EcgAnalysis],
 ) -> None:
