@@ -174,6 +174,19 @@ def test_an_expired_session_must_be_renewed(api, device, pools):
     assert "open a new session" in response.json()["detail"]
 
 
+def test_a_session_that_reached_its_batch_limit_must_be_renewed(api, device, pools):
+    session = open_session(api, device)
+    key = device_key(api, device, session)
+    DeviceSession.objects.update(max_batches=2)
+    for counter in (1, 2):
+        response = send(api, device, envelope(key, device, session, counter, batch()))
+        assert response.status_code == 201
+    response = send(api, device, envelope(key, device, session, 3, batch()))
+    assert response.status_code == 409
+    assert "open a new session" in response.json()["detail"]
+    assert Batch.objects.count() == 2
+
+
 def test_an_invalid_batch_inside_a_valid_envelope_does_not_use_up_the_counter(
     api, device, pools
 ):

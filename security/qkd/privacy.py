@@ -41,8 +41,9 @@ the float64 path takes over.
 
 Threads: from 2^18 grid points up, scipy.fft splits each 2-D transform's
 independent 1-D passes over the cores this process may run on (1.3x at 2^18 and
-2^20 bits on two idle cores; with the other core busy the gain fades to nothing,
-and below 2^18 the thread hand-off costs more than it saves).
+2^20 bits on two idle cores, measured in float64; with the other core busy the
+gain fades to nothing, and below 2^18 the thread hand-off costs more than it
+saves).
 
 Randomness: seeds that shape key material come from ``secrets`` unless the
 caller passes a seeded ``numpy.random.Generator`` for a reproducible run, which
@@ -132,11 +133,9 @@ def _single_precision_parity(
     signed *= 2
     signed -= 1
     sums = _convolve(signed, vector, rows, cols, workers, np.float32).ravel()[cells]
-    rounded = np.rint(sums)
-    np.subtract(sums, rounded, out=sums)
-    if np.max(np.abs(sums, out=sums), initial=0.0) > SINGLE_PRECISION_TOLERANCE:
+    twice = _whole(sums, SINGLE_PRECISION_TOLERANCE)
+    if twice is None:
         return None
-    twice = rounded.astype(np.int64)
     twice += int(np.count_nonzero(vector))
     # Exact checks that rounding cannot fake: every 2 C is even, and a few
     # counts, recomputed in integers, agree (an error that moves every output
@@ -241,11 +240,20 @@ def _powers(base: int, limit: int) -> list[int]:
 
 
 def _parity(counts: np.ndarray) -> np.ndarray:
-    rounded = np.rint(counts)
-    np.subtract(counts, rounded, out=counts)
-    if np.max(np.abs(counts, out=counts), initial=0.0) > 0.25:
+    whole = _whole(counts, 0.25)
+    if whole is None:
         raise ArithmeticError("FFT convolution lost integrality; refusing the hash")
-    return (rounded.astype(np.int64) & 1).astype(np.uint8)
+    return (whole & 1).astype(np.uint8)
+
+
+def _whole(sums: np.ndarray, tolerance: float) -> np.ndarray | None:
+    """``sums`` rounded to whole numbers, or None if any lies farther than
+    ``tolerance`` from one. Overwrites ``sums``."""
+    rounded = np.rint(sums)
+    np.subtract(sums, rounded, out=sums)
+    if np.max(np.abs(sums, out=sums), initial=0.0) > tolerance:
+        return None
+    return rounded.astype(np.int64)
 
 
 def toeplitz_matrix(seed: np.ndarray, n: int, out_bits: int) -> np.ndarray:
